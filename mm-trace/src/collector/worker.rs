@@ -1,0 +1,316 @@
+//! The trace worker: a background thread that owns kept traces.
+//!
+//! Tick threads hand a kept trace over with one non-blocking `try_send` into a bounded queue
+//! (full queue: the trace is counted as dropped, the tick never waits). The worker polls the
+//! queue (so senders never have to wake it with a syscall), keeps the last `chrome_ring_ticks`
+//! traces for the Chrome export, writes golden and slow-tick files, enforces the slow-tick rate
+//! limit, and refreshes the slow-tick quantile threshold once a second.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::tick::SpanRec;
+use super::{EXPORT_ERRORS, KeyKind, SLOW_QUANTILE_NS, TICK_TOTAL, key_infos, thread_name, threads};
+use crate::clock;
+use crate::config::TraceConfig;
+use crate::histogram::HistogramSnapshot;
+use crate::site::Site;
+use crate::summary::{KeepReason, TickTrace, TraceSpan};
+
+const QUEUE: usize = 1024;
+
+pub(crate) static TRACES_DROPPED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SLOW_RATE_LIMITED: AtomicU64 = AtomicU64::new(0);
+static SUBMITTED: AtomicU64 = AtomicU64::new(0);
+static PROCESSED: AtomicU64 = AtomicU64::new(0);
+static SPAN_COST_BITS: AtomicU64 = AtomicU64::new(0);
+static ERROR_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// A kept tick as recorded: raw readings and keys, converted only when exported.
+pub(crate) struct RawTrace {
+    pub(crate) tick_id: u64,
+    pub(crate) site: &'static Site,
+    pub(crate) reason: KeepReason,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) missed: bool,
+    pub(crate) partial: bool,
+    pub(crate) local: Vec<SpanRec>,
+    pub(crate) remote: Vec<SpanRec>,
+    pub(crate) dropped: u64,
+    pub(crate) cap: usize,
+    pub(crate) annotations: Vec<(String, String)>,
+    pub(crate) thread: u32,
+}
+
+struct Settings {
+    export_golden: bool,
+    interval: u64,
+    dir: PathBuf,
+    ring: usize,
+    slow_per_sec: u32,
+    slow_quantile: Option<f64>,
+}
+
+impl From<&TraceConfig> for Settings {
+    fn from(c: &TraceConfig) -> Self {
+        Settings {
+            export_golden: c.export_golden,
+            interval: c.golden_trace_interval.max(1),
+            dir: c.golden_dir.clone(),
+            ring: c.chrome_ring_ticks.max(1),
+            slow_per_sec: c.slow_ticks_per_sec.max(1),
+            slow_quantile: c.slow_tick_quantile,
+        }
+    }
+}
+
+struct State {
+    settings: Settings,
+    ring: VecDeque<Arc<RawTrace>>,
+    sampled_seen: u64,
+    slow_window: (Instant, u32),
+    files_written: Vec<PathBuf>,
+}
+
+fn state() -> &'static Mutex<State> {
+    static STATE: OnceLock<Mutex<State>> = OnceLock::new();
+    STATE.get_or_init(|| {
+        Mutex::new(State {
+            settings: Settings::from(&TraceConfig::default()),
+            ring: VecDeque::new(),
+            sampled_seen: 0,
+            slow_window: (Instant::now(), 0),
+            files_written: Vec::new(),
+        })
+    })
+}
+
+fn lock() -> std::sync::MutexGuard<'static, State> {
+    state().lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn sender() -> &'static SyncSender<RawTrace> {
+    static TX: OnceLock<SyncSender<RawTrace>> = OnceLock::new();
+    TX.get_or_init(|| {
+        let (tx, rx) = sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("mm-trace-worker".into())
+            .spawn(move || run(rx))
+            .expect("mm-trace: cannot start the trace worker thread");
+        tx
+    })
+}
+
+pub(crate) fn configure(cfg: &TraceConfig) {
+    let mut st = lock();
+    st.settings = Settings::from(cfg);
+    while st.ring.len() > st.settings.ring {
+        st.ring.pop_front();
+    }
+    drop(st);
+    let _ = sender();
+}
+
+/// Hands a kept trace to the worker without blocking.
+pub(crate) fn submit(trace: RawTrace) {
+    match sender().try_send(trace) {
+        Ok(()) => {
+            SUBMITTED.fetch_add(1, Release);
+        }
+        Err(_) => {
+            TRACES_DROPPED.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Waits (up to 10 s) until every trace submitted so far has been processed and written.
+pub(crate) fn flush() {
+    let target = SUBMITTED.load(Acquire);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while PROCESSED.load(Acquire) < target && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+pub(crate) fn reset() {
+    let mut st = lock();
+    st.ring.clear();
+    st.sampled_seen = 0;
+    st.slow_window = (Instant::now(), 0);
+    st.files_written.clear();
+}
+
+/// Estimated cost of one recorded span, ns (measured once by the worker at start).
+pub(crate) fn span_cost_ns() -> f64 {
+    f64::from_bits(SPAN_COST_BITS.load(Relaxed))
+}
+
+fn run(rx: Receiver<RawTrace>) {
+    SPAN_COST_BITS.store(super::tick::measure_span_cost().to_bits(), Relaxed);
+    let mut idle = Duration::from_millis(1);
+    let mut window = QuantileWindow::default();
+    loop {
+        let mut got = false;
+        loop {
+            match rx.try_recv() {
+                Ok(trace) => {
+                    got = true;
+                    handle(trace);
+                    PROCESSED.fetch_add(1, Release);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+        window.maybe_refresh();
+        idle = if got { Duration::from_millis(1) } else { (idle * 2).min(Duration::from_millis(20)) };
+        std::thread::sleep(idle);
+    }
+}
+
+fn handle(trace: RawTrace) {
+    let trace = Arc::new(trace);
+    let mut st = lock();
+    let mut write = None;
+    match trace.reason {
+        KeepReason::Sampled => {
+            st.sampled_seen += 1;
+            if st.settings.export_golden && (st.sampled_seen - 1) % st.settings.interval == 0 {
+                write = Some(format!("golden_trace_{}.json", trace.tick_id));
+            }
+        }
+        KeepReason::Slow => {
+            let now = Instant::now();
+            if now.duration_since(st.slow_window.0) >= Duration::from_secs(1) {
+                st.slow_window = (now, 0);
+            }
+            if st.slow_window.1 >= st.settings.slow_per_sec {
+                SLOW_RATE_LIMITED.fetch_add(1, Relaxed);
+                return;
+            }
+            st.slow_window.1 += 1;
+            if st.settings.export_golden {
+                write = Some(format!("slow_trace_{}.json", trace.tick_id));
+            }
+        }
+    }
+    st.ring.push_back(trace.clone());
+    while st.ring.len() > st.settings.ring {
+        st.ring.pop_front();
+    }
+    let dir = st.settings.dir.clone();
+    drop(st);
+    if let Some(file) = write {
+        let path = dir.join(file);
+        let json = crate::export::json::golden_trace_json(&to_trace(&trace));
+        let res = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json));
+        match res {
+            Ok(()) => lock().files_written.push(path),
+            Err(e) => {
+                EXPORT_ERRORS.fetch_add(1, Relaxed);
+                if !ERROR_REPORTED.swap(true, Relaxed) {
+                    eprintln!("mm-trace: cannot write trace {}: {e} (further errors are only counted)", path.display());
+                }
+            }
+        }
+    }
+}
+
+/// Trace files written since start or reset, in order.
+pub(crate) fn files_written() -> Vec<PathBuf> {
+    lock().files_written.clone()
+}
+
+/// The kept traces in the ring, oldest first.
+pub(crate) fn recent_traces() -> Vec<TickTrace> {
+    flush();
+    let ring: Vec<Arc<RawTrace>> = lock().ring.iter().cloned().collect();
+    ring.iter().map(|t| to_trace(t)).collect()
+}
+
+/// Converts raw readings and keys to a [`TickTrace`] (cold path).
+fn to_trace(raw: &RawTrace) -> TickTrace {
+    let infos = key_infos();
+    let mut spans: Vec<&SpanRec> = raw.local.iter().chain(raw.remote.iter()).collect();
+    spans.sort_by_key(|s| (s.start, s.id));
+    let mut dropped = raw.dropped;
+    if spans.len() > raw.cap {
+        dropped += (spans.len() - raw.cap) as u64;
+        spans.truncate(raw.cap);
+    }
+    let rel = |t: u64| clock::ticks_to_ns(t.saturating_sub(raw.start));
+    let known: std::collections::HashSet<u32> = spans.iter().map(|s| s.id).collect();
+    let mut thread_ids: Vec<u32> = spans.iter().map(|s| s.thread).chain([raw.thread]).collect();
+    thread_ids.sort_unstable();
+    thread_ids.dedup();
+    TickTrace {
+        tick_id: raw.tick_id,
+        name: raw.site.name().to_owned(),
+        reason: raw.reason,
+        start_ns: clock::reading_to_epoch_ns(raw.start),
+        duration_ns: clock::ticks_to_ns(raw.end.saturating_sub(raw.start)),
+        deadline_missed: raw.missed,
+        partial_fail: raw.partial,
+        annotations: raw.annotations.clone(),
+        spans: spans
+            .iter()
+            .map(|s| {
+                let info = infos.get(s.key() as usize).copied();
+                let (name, kind) = match info {
+                    Some(i) if i.kind == KeyKind::Exchange => (format!("{} {}", i.verb, i.name), "exchange"),
+                    Some(i) => (i.name.to_owned(), "stage"),
+                    None => ("?".to_owned(), "stage"),
+                };
+                TraceSpan {
+                    id: s.id,
+                    // A parent that was left out (cap) or never existed hangs the span on the tick.
+                    parent: (s.parent != 0 && known.contains(&s.parent)).then_some(s.parent),
+                    name,
+                    kind,
+                    start_ns: rel(s.start),
+                    end_ns: rel(s.end),
+                    thread: s.thread,
+                    cancelled: s.cancelled(),
+                }
+            })
+            .collect(),
+        spans_dropped: dropped,
+        threads: thread_ids.into_iter().map(|t| (t, thread_name(t))).collect(),
+        thread: raw.thread,
+    }
+}
+
+/// Recent tick_total distribution, for the optional quantile rule of slow-tick capture.
+#[derive(Default)]
+struct QuantileWindow {
+    last: Option<(Instant, HistogramSnapshot)>,
+}
+
+impl QuantileWindow {
+    fn maybe_refresh(&mut self) {
+        let Some(q) = lock().settings.slow_quantile else { return };
+        let now = Instant::now();
+        if self.last.as_ref().is_some_and(|(at, _)| now.duration_since(*at) < Duration::from_secs(1)) {
+            return;
+        }
+        let mut total = HistogramSnapshot::new();
+        for t in threads() {
+            if let Some(c) = t.cell_if_any(TICK_TOTAL as usize) {
+                c.hist.read_into(&mut total);
+            }
+        }
+        let mut window = total.clone();
+        if let Some((_, prev)) = &self.last {
+            window.subtract(prev);
+        }
+        if window.count() >= 100 {
+            SLOW_QUANTILE_NS.store(window.quantile_ns(q) as u64, Relaxed);
+        }
+        self.last = Some((now, total));
+    }
+}

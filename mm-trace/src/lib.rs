@@ -1,0 +1,301 @@
+//! # mm-trace
+//!
+//! Stage timing for latency-critical loops: put `#[stage]` on the functions of your loop and
+//! `#[traced_tick]` on its step, and get per-stage p50/p95/p99, deadline misses, sampled
+//! per-tick traces (plus every slow tick), Prometheus metrics and golden JSON traces.
+//!
+//! ```
+//! use mm_trace::{stage, traced_tick, TraceConfig};
+//!
+//! struct Bot { symbols: Vec<&'static str> }
+//!
+//! impl Bot {
+//!     #[traced_tick]
+//!     fn tick(&mut self) -> Result<(), String> {
+//!         let books = self.fetch_md()?;
+//!         let spread = mm_trace::in_stage!("spread", books * 2);
+//!         self.emit(spread);
+//!         Ok(())
+//!     }
+//!
+//!     #[stage("fetch_md")]
+//!     fn fetch_md(&self) -> Result<usize, String> { Ok(self.symbols.len()) }
+//!
+//!     #[stage]
+//!     fn emit(&self, _spread: usize) {}
+//! }
+//!
+//! mm_trace::init(TraceConfig { sample_rate: 1.0, export_golden: false, ..Default::default() }).unwrap();
+//! let mut bot = Bot { symbols: vec!["BTC-USD", "ETH-USD"] };
+//! for _ in 0..10 { bot.tick().unwrap(); }
+//! let s = mm_trace::summary();
+//! # #[cfg(feature = "enabled")] {
+//! assert_eq!(s.ticks, 10);
+//! assert_eq!(s.stage("fetch_md").unwrap().count, 10);
+//! # }
+//! println!("{}", s.table());
+//! ```
+//!
+//! ## Cost and rollback
+//! - Compiled out: with `default-features = false` every attribute returns the item unchanged,
+//!   `in_stage!` is the bare expression and `stage_guard!` a zero-sized value.
+//! - Runtime off (`trace.enabled: false` or [`set_enabled`]): one predictable branch per stage.
+//! - Unsampled ticks: a stage costs a thread-local load and a branch (with slow-tick capture off)
+//!   or one trace-buffer write (with it on, so a slow tick's trace can be kept at its end).
+//!
+//! ## What feeds what
+//! - Every tick, sampled or not: `tick_total`, deadline misses, partial failures.
+//! - Sampled ticks (and stages outside any tick): stage histograms and the tick's trace.
+//! - Slow unsampled ticks (`capture_slow_ticks`): their trace only. They do **not** feed the stage
+//!   histograms, so per-stage quantiles stay an unbiased sample of all ticks.
+//! - Exchange requests, guard trips, the parallel-symbols gauge: always.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod config;
+mod error;
+mod export;
+mod histogram;
+mod sampling;
+mod summary;
+
+#[cfg(feature = "enabled")]
+mod clock;
+#[cfg(feature = "enabled")]
+mod collector;
+#[cfg(feature = "enabled")]
+mod site;
+
+#[cfg_attr(feature = "enabled", path = "imp/enabled.rs")]
+#[cfg_attr(not(feature = "enabled"), path = "imp/disabled.rs")]
+mod imp;
+
+use std::path::Path;
+
+pub use config::{ConfigError, ConfigIssue, TraceConfig};
+pub use error::Error;
+pub use export::json::golden_trace_json;
+pub use histogram::{BUCKETS, HistogramSnapshot, PROMETHEUS_BOUNDS_MS, bucket_bounds};
+pub use imp::{ContextGuard, TickContext, WithContext};
+pub use mm_trace_macros::{exchange_req, stage, traced_tick};
+pub use sampling::is_sampled;
+pub use summary::{ExchangeStats, Health, KeepReason, StageStats, Summary, TickTrace, TraceSpan};
+
+/// Installs a configuration (validated first). Can be called again to change it.
+///
+/// ```
+/// mm_trace::init(mm_trace::TraceConfig { deadline_ms: 150.0, ..Default::default() }).unwrap();
+/// let bad = mm_trace::TraceConfig { sample_rate: 2.0, ..Default::default() };
+/// assert!(mm_trace::init(bad).unwrap_err().to_string().contains("trace.sample_rate = 2"));
+/// ```
+pub fn init(config: TraceConfig) -> Result<(), Error> {
+    config.validate()?;
+    imp::init(&config);
+    Ok(())
+}
+
+/// Flushes pending traces and writes the profile if `profile_on_shutdown` is set.
+pub fn shutdown() -> Result<(), Error> {
+    imp::flush();
+    if let Some(path) = imp::config().profile_on_shutdown {
+        write_profile(path)?;
+    }
+    Ok(())
+}
+
+/// Everything collected since start or the last [`reset`], merged over all threads.
+pub fn summary() -> Summary {
+    imp::summary()
+}
+
+/// Clears all collected data (a new measurement window). Tick ids restart at 1.
+pub fn reset() {
+    imp::reset()
+}
+
+/// Waits until every kept trace has been processed (golden files written, ring updated).
+pub fn flush() {
+    imp::flush()
+}
+
+/// Turns recording on or off at run time, on every thread, without a restart.
+pub fn set_enabled(on: bool) {
+    imp::set_enabled(on)
+}
+
+/// Whether recording is on.
+pub fn is_enabled() -> bool {
+    imp::is_enabled()
+}
+
+/// Changes the share of ticks traced in detail at run time.
+///
+/// ```
+/// assert!(mm_trace::set_sample_rate(0.5).is_ok());
+/// let err = mm_trace::set_sample_rate(1.5).unwrap_err();
+/// assert_eq!(err.to_string(), "sample rate 1.5 is out of range: allowed 0.0 to 1.0");
+/// ```
+pub fn set_sample_rate(rate: f64) -> Result<(), Error> {
+    if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) {
+        return Err(Error::InvalidArgument(format!("sample rate {rate} is out of range: allowed 0.0 to 1.0")));
+    }
+    imp::set_sample_rate(rate);
+    Ok(())
+}
+
+/// Counts one trip of a risk guard, by reason (label `reason` of `mm_guard_trips_total`).
+pub fn guard_trip(reason: &str) {
+    imp::guard_trip(reason)
+}
+
+/// Sets the `mm_parallel_symbols` gauge.
+pub fn set_parallel_symbols(n: usize) {
+    imp::set_parallel_symbols(n)
+}
+
+/// Marks the current tick as partially failed (some symbols failed).
+pub fn partial_fail() {
+    imp::partial_fail()
+}
+
+/// Adds `key = value` to the current tick's trace (kept only if the trace is kept).
+pub fn annotate(key: &str, value: impl std::fmt::Display) {
+    imp::annotate(key, &value.to_string())
+}
+
+/// The id of the tick running on this thread, if any.
+pub fn current_tick_id() -> Option<u64> {
+    imp::current_tick_id()
+}
+
+/// The most recent kept traces (up to `chrome_ring_ticks`), oldest first.
+pub fn recent_traces() -> Vec<TickTrace> {
+    imp::recent_traces()
+}
+
+/// Trace files (golden and slow) written since start or the last reset, in order.
+pub fn trace_files_written() -> Vec<std::path::PathBuf> {
+    imp::trace_files_written()
+}
+
+/// Writes `contents` to `path`, creating parent directories.
+pub(crate) fn write_file(path: &Path, contents: &str) -> Result<(), Error> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
+    }
+    std::fs::write(path, contents).map_err(|source| Error::Io { path: path.to_owned(), source })
+}
+
+/// Writes `perf_profile.json` (see `docs/PROFILE_SCHEMA.md`), perf-gate's input.
+pub fn write_profile(path: impl AsRef<Path>) -> Result<(), Error> {
+    let _ = path;
+    Err(Error::InvalidArgument("write_profile: not available yet".into()))
+}
+
+/// A deterministic clock for golden tests: every clock read advances a global counter by a
+/// fixed step, so the same program records the same nanoseconds on every run.
+///
+/// ```
+/// mm_trace::test_clock::install(1_000);
+/// // ... run ticks: every span lasts a whole number of steps ...
+/// mm_trace::test_clock::uninstall();
+/// ```
+pub mod test_clock {
+    /// Switches all threads to the test clock, starting at 0, advancing `step_ns` per read.
+    pub fn install(step_ns: u64) {
+        crate::imp::test_clock_install(step_ns)
+    }
+
+    /// Moves the test clock forward by `ns` (simulated work or sleep).
+    pub fn advance(ns: u64) {
+        crate::imp::test_clock_advance(ns)
+    }
+
+    /// Returns to the real clock.
+    pub fn uninstall() {
+        crate::imp::test_clock_uninstall()
+    }
+}
+
+/// Times an expression as a stage: `in_stage!("spread", { ... })` evaluates to the block's value.
+///
+/// ```
+/// let v = mm_trace::in_stage!("spread", { 40 + 2 });
+/// assert_eq!(v, 42);
+/// ```
+#[cfg(feature = "enabled")]
+#[macro_export]
+macro_rules! in_stage {
+    ($name:literal, $body:expr $(,)?) => {{
+        let __mm_guard = $crate::stage_guard!($name);
+        $body
+    }};
+}
+
+/// Times an expression as a stage (compiled out: the bare expression).
+#[cfg(not(feature = "enabled"))]
+#[macro_export]
+macro_rules! in_stage {
+    ($name:literal, $body:expr $(,)?) => {{
+        const _: () = $crate::__private::check_stage_name($name);
+        $body
+    }};
+}
+
+/// A guard that times the rest of the scope as a stage: `let _g = stage_guard!("guards");`.
+///
+/// ```
+/// fn guards() {
+///     let _g = mm_trace::stage_guard!("guards");
+///     // ... checked until the end of the scope ...
+/// }
+/// guards();
+/// ```
+#[cfg(feature = "enabled")]
+#[macro_export]
+macro_rules! stage_guard {
+    ($name:literal $(,)?) => {{
+        const _: () = $crate::__private::check_stage_name($name);
+        static __MM_SITE: $crate::__private::Site = $crate::__private::Site::stage($name);
+        $crate::__private::StageGuard::enter(&__MM_SITE)
+    }};
+}
+
+/// A stage guard (compiled out: a zero-sized value).
+#[cfg(not(feature = "enabled"))]
+#[macro_export]
+macro_rules! stage_guard {
+    ($name:literal $(,)?) => {{
+        const _: () = $crate::__private::check_stage_name($name);
+        $crate::__private::NoopGuard
+    }};
+}
+
+/// Not public API: what the macros expand to. May change in any release.
+#[doc(hidden)]
+pub mod __private {
+    #[cfg(feature = "enabled")]
+    pub use crate::collector::tick::{Instrumented, StageGuard, TickFuture, TickGuard};
+    #[cfg(feature = "enabled")]
+    pub use crate::site::Site;
+
+    /// The zero-sized guard of compiled-out `stage_guard!`.
+    #[derive(Debug, Clone, Copy)]
+    pub struct NoopGuard;
+
+    /// Rejects, at compile time, stage names that are empty, contain whitespace or control
+    /// characters, or are longer than 128 bytes.
+    pub const fn check_stage_name(name: &str) {
+        let b = name.as_bytes();
+        assert!(!b.is_empty(), "stage name must not be empty: write e.g. \"spread\"");
+        assert!(b.len() <= 128, "stage name must be at most 128 bytes");
+        let mut i = 0;
+        while i < b.len() {
+            assert!(
+                b[i] > b' ' && b[i] != 0x7f,
+                "stage name must not contain whitespace or control characters: write e.g. \"fetch_md\""
+            );
+            i += 1;
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! What the collector reports: [`Summary`] and [`TickTrace`].
+
+use crate::histogram::HistogramSnapshot;
+
+/// Everything collected since start or the last [`crate::reset`], merged over all threads
+/// (threads that have exited included).
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Ticks completed.
+    pub ticks: u64,
+    /// Ticks whose `tick_total` exceeded the deadline.
+    pub deadline_misses: u64,
+    /// `deadline_misses` as a percentage of `ticks` (0 when there are no ticks).
+    pub deadline_miss_pct: f64,
+    /// Ticks that called [`crate::partial_fail`].
+    pub partial_fails: u64,
+    /// Ticks dropped before completion (an async tick future that was cancelled).
+    pub ticks_cancelled: u64,
+    /// The deadline in force, ms.
+    pub deadline_ms: f64,
+    /// The sample rate in force.
+    pub sample_rate: f64,
+    /// Per stage, sorted by name; `tick_total` (every tick) included.
+    pub stages: Vec<StageStats>,
+    /// Per exchange request `(verb, api)`, sorted.
+    pub exchange: Vec<ExchangeStats>,
+    /// Guard trips by reason, sorted by reason.
+    pub guard_trips: Vec<(String, u64)>,
+    /// Last value given to [`crate::set_parallel_symbols`].
+    pub parallel_symbols: u64,
+    /// The collector's own health and overhead.
+    pub health: Health,
+}
+
+impl Summary {
+    /// The stats of one stage, by name.
+    pub fn stage(&self, name: &str) -> Option<&StageStats> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// The stats of one exchange request kind.
+    pub fn exchange(&self, verb: &str, api: &str) -> Option<&ExchangeStats> {
+        self.exchange.iter().find(|e| e.verb == verb && e.api == api)
+    }
+
+    /// Trips of one guard reason (0 if none).
+    pub fn guard_trips(&self, reason: &str) -> u64 {
+        self.guard_trips.iter().find(|(r, _)| r == reason).map_or(0, |(_, n)| *n)
+    }
+
+    /// A fixed-width table: stage, count, p50/p95/p99/max ms, then ticks and deadline misses.
+    pub fn table(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(out, "{:<20} {:>9} {:>10} {:>10} {:>10} {:>10}", "stage", "count", "p50 ms", "p95 ms", "p99 ms", "max ms");
+        for s in &self.stages {
+            let _ = writeln!(
+                out,
+                "{:<20} {:>9} {:>10.3} {:>10.3} {:>10.3} {:>10.3}",
+                s.name, s.count, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms
+            );
+        }
+        let _ = writeln!(
+            out,
+            "ticks {}  deadline misses {} ({:.2}% over {} ms)  partial fails {}",
+            self.ticks, self.deadline_misses, self.deadline_miss_pct, self.deadline_ms, self.partial_fails
+        );
+        out
+    }
+}
+
+/// Latency statistics of one stage.
+#[derive(Debug, Clone, Default)]
+pub struct StageStats {
+    /// Stage name (`tick_total` for whole ticks).
+    pub name: String,
+    /// Completed spans recorded into the histogram.
+    pub count: u64,
+    /// Sum of durations, ms.
+    pub sum_ms: f64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Largest, ms (exact).
+    pub max_ms: f64,
+    /// Async stage futures dropped before completion (not in the histogram).
+    pub cancelled: u64,
+    /// The full histogram.
+    pub histogram: HistogramSnapshot,
+}
+
+impl StageStats {
+    pub(crate) fn from_histogram(name: String, histogram: HistogramSnapshot, cancelled: u64) -> Self {
+        Self {
+            name,
+            count: histogram.count(),
+            sum_ms: histogram.sum_ns() as f64 / 1e6,
+            p50_ms: histogram.quantile_ms(0.50),
+            p95_ms: histogram.quantile_ms(0.95),
+            p99_ms: histogram.quantile_ms(0.99),
+            max_ms: histogram.max_ns() as f64 / 1e6,
+            cancelled,
+            histogram,
+        }
+    }
+}
+
+/// Latency statistics of one exchange request kind.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeStats {
+    /// HTTP-style verb, e.g. `POST`.
+    pub verb: String,
+    /// API name, e.g. `order`.
+    pub api: String,
+    /// The latency statistics (its `name` is `"VERB api"`).
+    pub stats: StageStats,
+}
+
+/// The collector's view of itself.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// Spans left out of a tick's trace by `max_spans_per_tick` (they still fed histograms).
+    pub spans_dropped: u64,
+    /// Spans that arrived from carried work after their tick had ended (histograms only).
+    pub late_spans: u64,
+    /// Traced ticks not kept because the trace queue was full.
+    pub traces_dropped: u64,
+    /// Slow unsampled ticks whose trace was kept.
+    pub slow_ticks_kept: u64,
+    /// Slow ticks not written because of `slow_ticks_per_sec`.
+    pub slow_ticks_rate_limited: u64,
+    /// Trace files or exports that failed.
+    pub export_errors: u64,
+    /// Label values folded into `other` by the cardinality cap.
+    pub label_overflow: u64,
+    /// Estimated share of tick time spent inside mm-trace (0.0..=1.0).
+    pub overhead_ratio: f64,
+    /// Estimated cost of one recorded span on this machine, ns.
+    pub span_cost_ns: f64,
+    /// Spans recorded into histograms.
+    pub spans_recorded: u64,
+    /// The clock in use: `tsc`, `monotonic` or `test`.
+    pub clock: &'static str,
+}
+
+/// Why a tick's trace was kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepReason {
+    /// Chosen by head sampling.
+    Sampled,
+    /// Not sampled, but slower than the deadline (or the configured quantile).
+    Slow,
+}
+
+impl KeepReason {
+    /// `"sampled"` or `"slow"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeepReason::Sampled => "sampled",
+            KeepReason::Slow => "slow",
+        }
+    }
+}
+
+/// One tick's span tree.
+#[derive(Debug, Clone)]
+pub struct TickTrace {
+    /// The tick id (deterministic sampling key).
+    pub tick_id: u64,
+    /// Name of the `#[traced_tick]` function.
+    pub name: String,
+    /// Why it was kept.
+    pub reason: KeepReason,
+    /// Start, ns since the process's trace epoch.
+    pub start_ns: u64,
+    /// Duration, ns.
+    pub duration_ns: u64,
+    /// Whether it missed the deadline.
+    pub deadline_missed: bool,
+    /// Whether [`crate::partial_fail`] was called during it.
+    pub partial_fail: bool,
+    /// Metadata from [`crate::annotate`], in call order.
+    pub annotations: Vec<(String, String)>,
+    /// Spans, ordered by start time (ties by id).
+    pub spans: Vec<TraceSpan>,
+    /// Spans left out by the per-tick cap.
+    pub spans_dropped: u64,
+    /// `(thread ordinal, thread name)` of every thread that recorded a span or ran the tick.
+    pub threads: Vec<(u32, String)>,
+    /// Ordinal of the thread that ended the tick.
+    pub thread: u32,
+}
+
+/// One span of a [`TickTrace`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceSpan {
+    /// Id, unique within the tick.
+    pub id: u32,
+    /// Parent span id; `None` for a direct child of the tick.
+    pub parent: Option<u32>,
+    /// Stage name, or `"VERB api"` for exchange requests.
+    pub name: String,
+    /// `"stage"` or `"exchange"`.
+    pub kind: &'static str,
+    /// Start, ns after the tick's start.
+    pub start_ns: u64,
+    /// End, ns after the tick's start.
+    pub end_ns: u64,
+    /// Ordinal of the thread that recorded it.
+    pub thread: u32,
+    /// An async stage dropped before completion.
+    pub cancelled: bool,
+}
