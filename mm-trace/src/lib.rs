@@ -63,6 +63,8 @@ mod summary;
 mod clock;
 #[cfg(feature = "enabled")]
 mod collector;
+#[cfg(feature = "tokio")]
+mod rt;
 #[cfg(feature = "enabled")]
 mod site;
 
@@ -78,6 +80,8 @@ pub use export::json::golden_trace_json;
 pub use histogram::{BUCKETS, HistogramSnapshot, PROMETHEUS_BOUNDS_MS, bucket_bounds};
 pub use imp::{ContextGuard, TickContext, WithContext};
 pub use mm_trace_macros::{exchange_req, stage, traced_tick};
+#[cfg(feature = "tokio")]
+pub use rt::{spawn, spawn_blocking};
 pub use sampling::is_sampled;
 pub use summary::{ExchangeStats, Health, KeepReason, StageStats, Summary, TickTrace, TraceSpan};
 
