@@ -238,3 +238,44 @@ fn work_carried_after_its_tick_ended_is_late_never_attached_to_another_tick() {
         assert!(trace_of(id).spans.iter().all(|s| s.name != "late_job"), "tick {id}");
     }
 }
+
+/// Stress model of the lock-free hand-over between carried work and the end of its tick: spans
+/// pushed while the tick closes are either in the tick's trace or counted as late, never lost
+/// and never double counted, whatever the interleaving.
+#[test]
+fn racing_carried_work_and_tick_end_lose_nothing() {
+    let _g = setup(TraceConfig { sample_rate: 1.0, chrome_ring_ticks: 4096, ..Default::default() });
+    let rounds = 200; // the ring keeps the last 256 traces
+    let workers = 4;
+    let mut ids = Vec::new();
+    for _ in 0..rounds {
+        let start = std::sync::Barrier::new(workers + 1);
+        std::thread::scope(|s| {
+            let t = TickGuard::begin(&TICK);
+            ids.push(mm_trace::current_tick_id().unwrap());
+            let ctx = TickContext::current();
+            for _ in 0..workers {
+                let (ctx, start) = (ctx.clone(), &start);
+                s.spawn(move || {
+                    start.wait();
+                    for _ in 0..3 {
+                        ctx.in_scope(|| drop(mm_trace::stage_guard!("racer")));
+                    }
+                });
+            }
+            start.wait();
+            drop(t); // ends while the workers push
+        });
+    }
+    mm_trace::flush();
+    let s = mm_trace::summary();
+    let total = (rounds * workers * 3) as u64;
+    assert_eq!(s.stage("racer").unwrap().count, total, "histograms see every span");
+    let traces = mm_trace::recent_traces();
+    let in_traces: u64 = traces
+        .iter()
+        .filter(|t| ids.contains(&t.tick_id))
+        .map(|t| t.spans.iter().filter(|s| s.name == "racer").count() as u64)
+        .sum();
+    assert_eq!(in_traces + s.health.late_spans, total, "in trace {in_traces} + late {}; {:?}; {} traces", s.health.late_spans, s.health, traces.len());
+}

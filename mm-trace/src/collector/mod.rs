@@ -177,7 +177,6 @@ pub(crate) struct Counters {
     pub(crate) partial_fails: AtomicU64,
     pub(crate) ticks_cancelled: AtomicU64,
     pub(crate) spans_dropped: AtomicU64,
-    pub(crate) spans_recorded: AtomicU64,
     pub(crate) tick_ns: AtomicU64,
     pub(crate) slow_kept: AtomicU64,
 }
@@ -301,7 +300,6 @@ struct Raw {
     partial_fails: u64,
     ticks_cancelled: u64,
     spans_dropped: u64,
-    spans_recorded: u64,
     tick_ns: u64,
     slow_kept: u64,
     guard_trips: Vec<(String, u64)>,
@@ -327,7 +325,6 @@ fn read_raw() -> Raw {
         raw.partial_fails += c.partial_fails.load(Relaxed);
         raw.ticks_cancelled += c.ticks_cancelled.load(Relaxed);
         raw.spans_dropped += c.spans_dropped.load(Relaxed);
-        raw.spans_recorded += c.spans_recorded.load(Relaxed);
         raw.tick_ns += c.tick_ns.load(Relaxed);
         raw.slow_kept += c.slow_kept.load(Relaxed);
     }
@@ -359,7 +356,6 @@ pub(crate) fn summary() -> Summary {
         sub(&mut raw.partial_fails, base.partial_fails);
         sub(&mut raw.ticks_cancelled, base.ticks_cancelled);
         sub(&mut raw.spans_dropped, base.spans_dropped);
-        sub(&mut raw.spans_recorded, base.spans_recorded);
         sub(&mut raw.tick_ns, base.tick_ns);
         sub(&mut raw.slow_kept, base.slow_kept);
         sub(&mut raw.late_spans, base.late_spans);
@@ -401,11 +397,14 @@ fn build_summary(raw: Raw) -> Summary {
     stages.sort_by(|a, b| a.name.cmp(&b.name));
     exchange.sort_by(|a, b| (&a.verb, &a.api).cmp(&(&b.verb, &b.api)));
     let ticks = stages.iter().find(|s| s.name == "tick_total").map_or(0, |s| s.count);
+    // Every recorded span is one histogram entry: derive the count instead of keeping a counter.
+    let spans_recorded = stages.iter().filter(|s| s.name != "tick_total").map(|s| s.count).sum::<u64>()
+        + exchange.iter().map(|e| e.stats.count).sum::<u64>();
     let span_cost_ns = worker::span_cost_ns();
     let overhead_ratio = if raw.tick_ns == 0 {
         0.0
     } else {
-        ((raw.spans_recorded as f64 * span_cost_ns + ticks as f64 * 2.0 * span_cost_ns) / raw.tick_ns as f64).min(1.0)
+        ((spans_recorded as f64 * span_cost_ns + ticks as f64 * 2.0 * span_cost_ns) / raw.tick_ns as f64).min(1.0)
     };
     Summary {
         ticks,
@@ -429,7 +428,7 @@ fn build_summary(raw: Raw) -> Summary {
             label_overflow: raw.label_overflow,
             overhead_ratio,
             span_cost_ns,
-            spans_recorded: raw.spans_recorded,
+            spans_recorded,
             clock: crate::clock::source_name(),
         },
     }
