@@ -338,14 +338,14 @@ fn close_span(site: &'static Site, mode: u8, tick_id: u64, id: u32, parent: u32,
         if mode == MODE_FREE {
             return;
         }
-        if let Some(t) = l.current() {
-            if t.tick_id == tick_id {
-                if t.parent.get() == id {
-                    t.parent.set(parent);
-                }
-                let flag = if cancelled { CANCELLED } else { 0 };
-                t.push(SpanRec { key: key | flag, id, parent, thread: th.ordinal, start, end });
+        if let Some(t) = l.current()
+            && t.tick_id == tick_id
+        {
+            if t.parent.get() == id {
+                t.parent.set(parent);
             }
+            let flag = if cancelled { CANCELLED } else { 0 };
+            t.push(SpanRec { key: key | flag, id, parent, thread: th.ordinal, start, end });
         }
     })
 }
@@ -429,10 +429,11 @@ impl<F: Future> Future for Instrumented<F> {
                 // The span was opened as the current parent; stages inside the future become
                 // children only while it is being polled, so give the parent back for now.
                 LOCAL.with(|l| {
-                    if let Some(t) = l.current() {
-                        if t.tick_id == tick_id && t.parent.get() == id {
-                            t.parent.set(parent);
-                        }
+                    if let Some(t) = l.current()
+                        && t.tick_id == tick_id
+                        && t.parent.get() == id
+                    {
+                        t.parent.set(parent);
                     }
                 });
                 this.start = clock::now();
@@ -450,10 +451,10 @@ impl<F: Future> Future for Instrumented<F> {
         let out = unsafe { Pin::new_unchecked(&mut this.fut) }.poll(cx);
         if let Some(prev) = restore {
             LOCAL.with(|l| {
-                if let Some(t) = l.current() {
-                    if t.tick_id == this.tick_id {
-                        t.parent.set(prev);
-                    }
+                if let Some(t) = l.current()
+                    && t.tick_id == this.tick_id
+                {
+                    t.parent.set(prev);
                 }
             });
         }
@@ -801,10 +802,10 @@ impl Drop for ContextGuard {
             let shared = state.shared.borrow_mut().take();
             if let Some(shared) = shared {
                 let dropped = state.dropped.get();
-                if dropped > 0 {
-                    if let Some(th) = l.thread_data() {
-                        bump(&th.counters.spans_dropped, u64::from(dropped));
-                    }
+                if dropped > 0
+                    && let Some(th) = l.thread_data()
+                {
+                    bump(&th.counters.spans_dropped, u64::from(dropped));
                 }
                 if state.partial_fail.get() {
                     shared.partial_fail.store(true, Relaxed);
@@ -868,10 +869,10 @@ pub(crate) fn annotate(key: &str, value: &str) {
         return;
     }
     LOCAL.with(|l| {
-        if let Some(t) = l.current() {
-            if t.mode == MODE_RECORD || t.mode == MODE_SHADOW {
-                t.annotations.borrow_mut().push((key.to_owned(), value.to_owned()));
-            }
+        if let Some(t) = l.current()
+            && (t.mode == MODE_RECORD || t.mode == MODE_SHADOW)
+        {
+            t.annotations.borrow_mut().push((key.to_owned(), value.to_owned()));
         }
     })
 }

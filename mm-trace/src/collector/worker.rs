@@ -180,7 +180,7 @@ fn handle(trace: RawTrace) {
     match trace.reason {
         KeepReason::Sampled => {
             st.sampled_seen += 1;
-            if st.settings.export_golden && (st.sampled_seen - 1) % st.settings.interval == 0 {
+            if st.settings.export_golden && (st.sampled_seen - 1).is_multiple_of(st.settings.interval) {
                 write = Some(format!("golden_trace_{}.json", trace.tick_id));
             }
         }
