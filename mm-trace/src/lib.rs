@@ -182,18 +182,232 @@ pub fn trace_files_written() -> Vec<std::path::PathBuf> {
     imp::trace_files_written()
 }
 
-/// Writes `contents` to `path`, creating parent directories.
+// ---------------------------------------------------------------------------------------------
+// Exporters
+
+pub use export::prometheus::PrometheusUnits;
+#[cfg(feature = "http")]
+pub use export::http::{MetricsServer, MetricsServerOptions};
+
+/// Writes `contents` to `path`, creating parent directories. The file is written under a
+/// temporary name in the same directory and renamed, so a reader never sees half a file.
 pub(crate) fn write_file(path: &Path, contents: &str) -> Result<(), Error> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { path, source }
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    std::fs::write(path, contents).map_err(|source| Error::Io { path: path.to_owned(), source })
+    let Some(file_name) = path.file_name() else {
+        return Err(Error::Io { path: path.to_owned(), source: std::io::ErrorKind::InvalidInput.into() });
+    };
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    std::fs::write(&tmp, contents).map_err(io(path))?;
+    std::fs::rename(&tmp, path).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io { path: path.to_owned(), source }
+    })
 }
 
-/// Writes `perf_profile.json` (see `docs/PROFILE_SCHEMA.md`), perf-gate's input.
+/// The Prometheus text exposition (format 0.0.4) of everything collected: the metrics of the
+/// table in `docs/EXPORTERS.md`, in the units chosen by `TraceConfig::prometheus_base_units`.
+///
+/// Reads the same merged data as [`summary`]: it never stops or waits for recording threads.
+///
+/// ```
+/// mm_trace::init(mm_trace::TraceConfig { export_golden: false, ..Default::default() }).unwrap();
+/// mm_trace::guard_trip("vol_soft");
+/// let text = mm_trace::prometheus_text();
+/// assert!(text.contains("# TYPE mm_stage_duration_ms histogram"));
+/// assert!(text.contains("# TYPE mm_ticks_total counter"));
+/// # #[cfg(feature = "enabled")]
+/// assert!(text.contains("mm_guard_trips_total{reason=\"vol_soft\"} 1"));
+/// ```
+pub fn prometheus_text() -> String {
+    let units = if imp::config().prometheus_base_units { PrometheusUnits::Seconds } else { PrometheusUnits::Milliseconds };
+    prometheus_text_units(units)
+}
+
+/// [`prometheus_text`] in the given units, whatever the configuration says.
+///
+/// ```
+/// use mm_trace::PrometheusUnits;
+/// let text = mm_trace::prometheus_text_units(PrometheusUnits::Seconds);
+/// assert!(text.contains("mm_trace_overhead_ratio "));
+/// assert!(!text.contains("_ms"));
+/// ```
+pub fn prometheus_text_units(units: PrometheusUnits) -> String {
+    prometheus_text_from(&summary(), units)
+}
+
+/// Renders the Prometheus exposition of a given [`Summary`] (for tests or synthetic data).
+///
+/// ```
+/// use mm_trace::{PrometheusUnits, Summary};
+/// let s = Summary { ticks: 3, guard_trips: vec![("say \"hi\"".into(), 2)], ..Summary::default() };
+/// let text = mm_trace::prometheus_text_from(&s, PrometheusUnits::Milliseconds);
+/// assert!(text.contains("\nmm_ticks_total 3\n"));
+/// assert!(text.contains(r#"mm_guard_trips_total{reason="say \"hi\""} 2"#));
+/// ```
+pub fn prometheus_text_from(summary: &Summary, units: PrometheusUnits) -> String {
+    export::prometheus::render(summary, units)
+}
+
+/// Writes [`prometheus_text`] to a file (e.g. for node_exporter's textfile collector).
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("mm-trace-doc-{}.prom", std::process::id()));
+/// mm_trace::write_prometheus_text(&path).unwrap();
+/// assert!(std::fs::read_to_string(&path).unwrap().contains("mm_ticks_total"));
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn write_prometheus_text(path: impl AsRef<Path>) -> Result<(), Error> {
+    write_file(path.as_ref(), &prometheus_text())
+}
+
+/// Serves [`prometheus_text`] at `GET /metrics` (and `HEAD`) from a thread of its own, with std
+/// networking only. Binds exactly `addr`; give a loopback address unless the port must be
+/// reachable from other hosts. Dropping the returned handle stops the server.
+///
+/// Other paths get `404`, other methods `405` (with `Allow`), malformed requests `400`; a client
+/// that is too slow gets `408` and is closed, and past 16 concurrent connections new ones get
+/// `503` (see [`serve_metrics_with`] to change these limits). Every response closes the
+/// connection. Recording threads are never touched.
+///
+/// ```
+/// # fn main() -> Result<(), mm_trace::Error> {
+/// use std::io::{Read, Write};
+/// let server = mm_trace::serve_metrics("127.0.0.1:0")?; // e.g. "127.0.0.1:9898"
+/// let mut conn = std::net::TcpStream::connect(server.local_addr()).unwrap();
+/// conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+/// let mut response = String::new();
+/// conn.read_to_string(&mut response).unwrap();
+/// assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
+/// assert!(response.contains("mm_ticks_total"));
+/// drop(server);
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub fn serve_metrics<A: std::net::ToSocketAddrs + std::fmt::Display>(addr: A) -> Result<MetricsServer, Error> {
+    serve_metrics_with(addr, MetricsServerOptions::default())
+}
+
+/// [`serve_metrics`] with explicit limits.
+///
+/// ```
+/// # fn main() -> Result<(), mm_trace::Error> {
+/// use std::time::Duration;
+/// let opts = mm_trace::MetricsServerOptions { read_timeout: Duration::from_secs(3), ..Default::default() };
+/// let _server = mm_trace::serve_metrics_with("127.0.0.1:0", opts)?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub fn serve_metrics_with<A: std::net::ToSocketAddrs + std::fmt::Display>(
+    addr: A,
+    options: MetricsServerOptions,
+) -> Result<MetricsServer, Error> {
+    export::http::serve(addr, options)
+}
+
+/// Sets a label written into every later profile's `labels` (e.g. `track = canary`); setting a
+/// key again replaces its value. Labels are kept across [`reset`].
+///
+/// ```
+/// mm_trace::set_profile_label("track", "canary");
+/// let profile: serde_json::Value = serde_json::from_str(&mm_trace::profile_json()).unwrap();
+/// assert_eq!(profile["labels"]["track"], "canary");
+/// # mm_trace::clear_profile_labels();
+/// ```
+pub fn set_profile_label(key: &str, value: impl std::fmt::Display) {
+    export::profile::set_label(key, &value.to_string())
+}
+
+/// Removes every label set with [`set_profile_label`].
+///
+/// ```
+/// mm_trace::set_profile_label("track", "baseline");
+/// mm_trace::clear_profile_labels();
+/// assert!(mm_trace::profile_json().contains("\"labels\": {}"));
+/// ```
+pub fn clear_profile_labels() {
+    export::profile::clear_labels()
+}
+
+/// The `perf_profile.json` document (schema in `docs/PROFILE_SCHEMA.md`) of everything collected.
+///
+/// ```
+/// let profile: serde_json::Value = serde_json::from_str(&mm_trace::profile_json()).unwrap();
+/// assert_eq!(profile["schema"], "mm-trace/perf-profile");
+/// assert_eq!(profile["schema_version"], 1);
+/// ```
+pub fn profile_json() -> String {
+    profile_json_from(&summary())
+}
+
+/// The profile document of a given [`Summary`], with the current labels and time.
+///
+/// ```
+/// let s = mm_trace::Summary { ticks: 4, deadline_misses: 1, deadline_miss_pct: 25.0, ..Default::default() };
+/// let profile: serde_json::Value = serde_json::from_str(&mm_trace::profile_json_from(&s)).unwrap();
+/// assert_eq!(profile["deadline_miss_pct"], 25.0);
+/// ```
+pub fn profile_json_from(summary: &Summary) -> String {
+    export::profile::render(summary, &export::profile::labels(), export::profile::now_unix_ms())
+}
+
+/// Writes `perf_profile.json` (see `docs/PROFILE_SCHEMA.md`), perf-gate's input. Parent
+/// directories are created; the file is replaced atomically.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("mm-trace-doc-{}/perf_profile.json", std::process::id()));
+/// mm_trace::write_profile(&path).unwrap();
+/// assert!(std::fs::read_to_string(&path).unwrap().contains("\"schema_version\": 1"));
+/// # std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+/// ```
 pub fn write_profile(path: impl AsRef<Path>) -> Result<(), Error> {
-    let _ = path;
-    Err(Error::InvalidArgument("write_profile: not available yet".into()))
+    write_file(path.as_ref(), &profile_json())
+}
+
+/// Chrome trace-event JSON of the recent kept ticks ([`recent_traces`]), to open in Perfetto
+/// (ui.perfetto.dev, "Open trace file") or chrome://tracing.
+///
+/// One complete (`"ph":"X"`) event per tick and per span, `ts`/`dur` in microseconds,
+/// `tid` the thread ordinal, and `"ph":"M"` events naming the process and threads.
+///
+/// ```
+/// let doc: serde_json::Value = serde_json::from_str(&mm_trace::chrome_trace_json()).unwrap();
+/// assert!(doc["traceEvents"].is_array());
+/// assert_eq!(doc["displayTimeUnit"], "ms");
+/// ```
+pub fn chrome_trace_json() -> String {
+    chrome_trace_json_from(&recent_traces())
+}
+
+/// The Chrome trace-event JSON of given traces.
+///
+/// ```
+/// let doc: serde_json::Value = serde_json::from_str(&mm_trace::chrome_trace_json_from(&[])).unwrap();
+/// assert_eq!(doc["traceEvents"][0]["name"], "process_name");
+/// ```
+pub fn chrome_trace_json_from(traces: &[TickTrace]) -> String {
+    export::chrome::render(traces, std::process::id())
+}
+
+/// Writes [`chrome_trace_json`] to `path`.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("mm-trace-doc-{}.trace.json", std::process::id()));
+/// mm_trace::write_chrome_trace(&path).unwrap();
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn write_chrome_trace(path: impl AsRef<Path>) -> Result<(), Error> {
+    write_file(path.as_ref(), &chrome_trace_json())
 }
 
 /// A deterministic clock for golden tests: every clock read advances a global counter by a

@@ -1,30 +1,63 @@
 //! Golden trace JSON: one tick's span tree, deterministic.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 
 use crate::summary::{TickTrace, TraceSpan};
 
-/// Renders a golden trace: stable key order (sorted), integer nanoseconds relative to the tick's
-/// start, children ordered by start time, threads renumbered in order of first appearance (the
-/// tick's own thread is 0). Nothing in it depends on wall-clock time or thread ids, so with the
-/// test clock the bytes are identical across runs.
+/// Renders a golden trace (the format of `golden_trace_<tick>.json` and `slow_trace_<tick>.json`).
+///
+/// Deterministic by construction: keys sorted, integer nanoseconds relative to the tick's start
+/// (no wall-clock time), children ordered by start time (ties by end, name, kind), threads
+/// renumbered in order of their first span (the thread that ended the tick is 0) and unnamed
+/// threads named after that number. With the test clock ([`crate::test_clock`]) the same
+/// program gives the same bytes on every run. See `docs/EXPORTERS.md` for the format.
+///
+/// ```
+/// use mm_trace::{KeepReason, TickTrace, TraceSpan};
+/// let trace = TickTrace {
+///     tick_id: 7, name: "tick".into(), reason: KeepReason::Sampled, start_ns: 123_456,
+///     duration_ns: 5_000, deadline_missed: false, partial_fail: false,
+///     annotations: vec![("symbols".into(), "2".into())],
+///     spans: vec![TraceSpan { id: 1, parent: None, name: "fetch_md".into(), kind: "stage",
+///                             start_ns: 1_000, end_ns: 3_000, thread: 4, cancelled: false }],
+///     spans_dropped: 0, threads: vec![(4, "bot".into())], thread: 4,
+/// };
+/// let json = mm_trace::golden_trace_json(&trace);
+/// let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+/// assert_eq!(v["spans"][0]["duration_ns"], 2_000);
+/// assert_eq!(v["threads"][0]["name"], "bot");
+/// assert!(!json.contains("123456"), "no absolute times");
+/// ```
 pub fn golden_trace_json(trace: &TickTrace) -> String {
-    let mut order: Vec<u32> = vec![trace.thread];
+    let mut by_parent: HashMap<Option<u32>, Vec<&TraceSpan>> = HashMap::new();
     for s in &trace.spans {
+        by_parent.entry(s.parent).or_default().push(s);
+    }
+    for kids in by_parent.values_mut() {
+        kids.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+    }
+    let mut in_time_order: Vec<&TraceSpan> = trace.spans.iter().collect();
+    in_time_order.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+    let mut order: Vec<u32> = vec![trace.thread];
+    for s in in_time_order {
         if !order.contains(&s.thread) {
             order.push(s.thread);
         }
     }
     let thread_no = |t: u32| order.iter().position(|&x| x == t).unwrap_or(0) as u64;
-    let names: Vec<Value> = order
+    let threads: Vec<Value> = order
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            let name = trace.threads.iter().find(|(o, _)| o == t).map_or(String::new(), |(_, n)| n.clone());
+        .map(|(i, &t)| {
+            let name = trace.threads.iter().find(|(o, _)| *o == t).map(|(_, n)| n.as_str()).unwrap_or("");
+            // The collector names unnamed threads after their process-wide ordinal, which depends
+            // on what ran before: use the trace-local number instead.
+            let name = if name.is_empty() || name == format!("thread-{t}") { format!("thread-{i}") } else { name.to_owned() };
             json!({ "thread": i, "name": name })
         })
         .collect();
-    let roots: Vec<Value> = children(trace, None, &thread_no);
     let doc = json!({
         "schema": "mm-trace/golden-trace",
         "schema_version": 1,
@@ -36,18 +69,19 @@ pub fn golden_trace_json(trace: &TickTrace) -> String {
         "partial_fail": trace.partial_fail,
         "annotations": trace.annotations.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect::<Vec<_>>(),
         "spans_dropped": trace.spans_dropped,
-        "threads": names,
-        "spans": roots,
+        "threads": threads,
+        "spans": children(&by_parent, None, &thread_no),
     });
-    let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    out.push('\n');
-    out
+    super::to_pretty(doc)
 }
 
-fn children(trace: &TickTrace, parent: Option<u32>, thread_no: &dyn Fn(u32) -> u64) -> Vec<Value> {
-    let mut kids: Vec<&TraceSpan> = trace.spans.iter().filter(|s| s.parent == parent).collect();
-    kids.sort_by_key(|s| (s.start_ns, s.end_ns, s.name.clone()));
-    kids.into_iter()
+fn order_key(s: &TraceSpan) -> (u64, u64, &str, &str) {
+    (s.start_ns, s.end_ns, s.name.as_str(), s.kind)
+}
+
+fn children(by_parent: &HashMap<Option<u32>, Vec<&TraceSpan>>, parent: Option<u32>, thread_no: &dyn Fn(u32) -> u64) -> Vec<Value> {
+    let Some(kids) = by_parent.get(&parent) else { return Vec::new() };
+    kids.iter()
         .map(|s| {
             let mut m = Map::new();
             m.insert("name".into(), json!(s.name));
@@ -59,11 +93,67 @@ fn children(trace: &TickTrace, parent: Option<u32>, thread_no: &dyn Fn(u32) -> u
             if s.cancelled {
                 m.insert("cancelled".into(), json!(true));
             }
-            let sub = children(trace, Some(s.id), thread_no);
+            let sub = children(by_parent, Some(s.id), thread_no);
             if !sub.is_empty() {
                 m.insert("children".into(), Value::Array(sub));
             }
             Value::Object(m)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::KeepReason;
+
+    fn span(id: u32, parent: Option<u32>, name: &str, start_ns: u64, end_ns: u64, thread: u32) -> TraceSpan {
+        TraceSpan { id, parent, name: name.into(), kind: "stage", start_ns, end_ns, thread, cancelled: false }
+    }
+
+    fn trace(spans: Vec<TraceSpan>) -> TickTrace {
+        TickTrace {
+            tick_id: 3,
+            name: "tick".into(),
+            reason: KeepReason::Sampled,
+            start_ns: 99,
+            duration_ns: 100,
+            deadline_missed: false,
+            partial_fail: false,
+            annotations: vec![],
+            spans,
+            spans_dropped: 0,
+            threads: vec![(9, "bot".into()), (12, "thread-12".into()), (40, "thread-40".into())],
+            thread: 9,
+        }
+    }
+
+    #[test]
+    fn children_by_start_threads_by_first_span_and_ids_do_not_matter() {
+        let a = trace(vec![
+            span(1, None, "late", 50, 60, 9),
+            span(2, None, "early", 10, 40, 40),
+            span(3, Some(2), "inner_b", 30, 35, 12),
+            span(4, Some(2), "inner_a", 20, 25, 9),
+        ]);
+        // Same spans, other ids and input order, other process-wide thread ordinals.
+        let b = trace(vec![
+            span(20, Some(10), "inner_a", 20, 25, 9),
+            span(11, None, "late", 50, 60, 9),
+            span(10, None, "early", 10, 40, 12),
+            span(30, Some(10), "inner_b", 30, 35, 40),
+        ]);
+        let (ja, jb) = (golden_trace_json(&a), golden_trace_json(&b));
+        assert_eq!(ja, jb);
+        let v: Value = serde_json::from_str(&ja).unwrap();
+        assert_eq!(v["spans"][0]["name"], "early");
+        assert_eq!(v["spans"][0]["children"][0]["name"], "inner_a");
+        assert_eq!(v["spans"][0]["thread"], 1);
+        assert_eq!(v["threads"][1]["name"], "thread-1");
+        assert_eq!(v["threads"][0]["name"], "bot");
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        let mut sorted_keys = keys.clone();
+        sorted_keys.sort();
+        assert_eq!(keys, sorted_keys);
+    }
 }

@@ -28,10 +28,67 @@ pub(crate) fn sorted(v: Value) -> Value {
     }
 }
 
-/// Pretty JSON with sorted keys and a final newline.
+/// Pretty JSON (two-space indent) with sorted keys and a final newline. Arrays of scalars stay
+/// on one line (`[lower_ns, upper_ns, count]` buckets read as rows).
 pub(crate) fn to_pretty(v: Value) -> String {
-    // Serializing a `Value` cannot fail (its keys are strings, its numbers finite or null).
-    let mut out = serde_json::to_string_pretty(&sorted(v)).unwrap_or_default();
+    let mut out = String::new();
+    write_pretty(&mut out, &sorted(v), 0);
     out.push('\n');
     out
+}
+
+fn write_pretty(out: &mut String, v: &Value, depth: usize) {
+    let pad = |out: &mut String, d: usize| out.extend(std::iter::repeat_n("  ", d));
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            out.push_str("{\n");
+            for (i, (k, v)) in m.iter().enumerate() {
+                pad(out, depth + 1);
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push_str(": ");
+                write_pretty(out, v, depth + 1);
+                out.push_str(if i + 1 < m.len() { ",\n" } else { "\n" });
+            }
+            pad(out, depth);
+            out.push('}');
+        }
+        Value::Array(a) if !a.is_empty() && a.iter().any(|x| x.is_array() || x.is_object()) => {
+            out.push_str("[\n");
+            for (i, v) in a.iter().enumerate() {
+                pad(out, depth + 1);
+                write_pretty(out, v, depth + 1);
+                out.push_str(if i + 1 < a.len() { ",\n" } else { "\n" });
+            }
+            pad(out, depth);
+            out.push(']');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&v.to_string());
+            }
+            out.push(']');
+        }
+        // Scalars and empty objects: serde_json's compact form (`{}`, strings escaped).
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pretty_output_is_json_with_sorted_keys_and_inline_scalar_arrays() {
+        let v = serde_json::json!({ "b": [[1, 2, 3], [4, 5, 6]], "a": { "z": "q\"", "y": [] }, "c": {} });
+        let text = to_pretty(v.clone());
+        assert_eq!(
+            text,
+            "{\n  \"a\": {\n    \"y\": [],\n    \"z\": \"q\\\"\"\n  },\n  \"b\": [\n    [1, 2, 3],\n    [4, 5, 6]\n  ],\n  \"c\": {}\n}\n"
+        );
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), v);
+    }
 }

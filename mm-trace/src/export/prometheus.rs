@@ -1,0 +1,273 @@
+//! Prometheus text exposition format 0.0.4.
+
+use std::fmt::Write as _;
+
+use crate::histogram::{HistogramSnapshot, PROMETHEUS_BOUNDS_MS};
+use crate::summary::Summary;
+
+/// The unit of the duration histograms in the Prometheus exposition.
+///
+/// ```
+/// use mm_trace::PrometheusUnits;
+/// assert_eq!(PrometheusUnits::default(), PrometheusUnits::Milliseconds);
+/// let text = mm_trace::prometheus_text_units(PrometheusUnits::Seconds);
+/// assert!(text.contains("# TYPE mm_stage_duration_seconds histogram"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrometheusUnits {
+    /// `mm_stage_duration_ms`, `mm_exchange_req_ms`, values in milliseconds: the names existing
+    /// dashboards use (`promtool check metrics` lints the `_ms` suffix).
+    #[default]
+    Milliseconds,
+    /// `mm_stage_duration_seconds`, `mm_exchange_req_seconds`, values in seconds (base units).
+    Seconds,
+}
+
+impl PrometheusUnits {
+    fn suffix(self) -> &'static str {
+        match self {
+            PrometheusUnits::Milliseconds => "ms",
+            PrometheusUnits::Seconds => "seconds",
+        }
+    }
+
+    /// Decimal places to move a nanosecond integer by.
+    fn ns_scale(self) -> usize {
+        match self {
+            PrometheusUnits::Milliseconds => 6,
+            PrometheusUnits::Seconds => 9,
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            PrometheusUnits::Milliseconds => "milliseconds",
+            PrometheusUnits::Seconds => "seconds",
+        }
+    }
+}
+
+/// The `le` values of every duration histogram, in `units`, without float noise
+/// (`"0.0025"`, `"200"`, `"+Inf"` last).
+pub(crate) fn le_labels(units: PrometheusUnits) -> Vec<String> {
+    let mut out: Vec<String> = PROMETHEUS_BOUNDS_MS
+        .iter()
+        .map(|b| {
+            let ms = format!("{b}");
+            match units {
+                PrometheusUnits::Milliseconds => ms,
+                PrometheusUnits::Seconds => shift_decimal(&ms, 3),
+            }
+        })
+        .collect();
+    out.push("+Inf".to_owned());
+    out
+}
+
+/// Renders every metric of `summary` (see `docs/EXPORTERS.md` for the list).
+pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
+    let mut w = Writer { out: String::with_capacity(16 * 1024), les: le_labels(units), units };
+    let u = units.suffix();
+
+    w.family(
+        &format!("mm_stage_duration_{u}"),
+        "histogram",
+        &format!("Duration of instrumented stages in {}; stage=\"tick_total\" is whole ticks (every tick, sampled or not).", units.word()),
+    );
+    for s in &summary.stages {
+        w.histogram(&format!("mm_stage_duration_{u}"), &[("stage", &s.name)], &s.histogram);
+    }
+
+    w.family(&format!("mm_exchange_req_{u}"), "histogram", &format!("Duration of exchange requests in {}, by verb and api.", units.word()));
+    for e in &summary.exchange {
+        w.histogram(&format!("mm_exchange_req_{u}"), &[("verb", &e.verb), ("api", &e.api)], &e.stats.histogram);
+    }
+
+    w.family("mm_guard_trips_total", "counter", "Risk guard trips, by reason.");
+    for (reason, n) in &summary.guard_trips {
+        w.sample("mm_guard_trips_total", &[("reason", reason)], &n.to_string());
+    }
+
+    w.counter("mm_ticks_total", "Ticks completed.", summary.ticks);
+    w.counter("mm_tick_deadline_miss_total", "Ticks whose tick_total exceeded the deadline.", summary.deadline_misses);
+    w.counter("mm_tick_partial_fail_total", "Ticks in which some symbols failed.", summary.partial_fails);
+    w.gauge("mm_parallel_symbols", "Symbols processed in parallel (last value set).", &summary.parallel_symbols.to_string());
+
+    let h = &summary.health;
+    w.counter("mm_trace_ticks_cancelled_total", "Async ticks dropped before completion.", summary.ticks_cancelled);
+    w.family("mm_trace_stage_cancelled_total", "counter", "Async stages dropped before completion (not in the duration histogram).");
+    for s in summary.stages.iter().filter(|s| s.cancelled > 0) {
+        w.sample("mm_trace_stage_cancelled_total", &[("stage", &s.name)], &s.cancelled.to_string());
+    }
+    w.counter("mm_trace_spans_recorded_total", "Spans recorded into duration histograms.", h.spans_recorded);
+    w.counter("mm_trace_spans_dropped_total", "Spans left out of a tick's trace by the per-tick span cap (they still fed the histograms).", h.spans_dropped);
+    w.counter("mm_trace_late_spans_total", "Spans from carried work that ended after their tick had ended (histograms only).", h.late_spans);
+    w.counter("mm_trace_traces_dropped_total", "Kept tick traces dropped because the trace queue was full.", h.traces_dropped);
+    w.counter("mm_trace_slow_ticks_kept_total", "Slow unsampled ticks whose trace was kept.", h.slow_ticks_kept);
+    w.counter("mm_trace_slow_ticks_rate_limited_total", "Slow-tick traces not kept because of the slow-tick rate limit.", h.slow_ticks_rate_limited);
+    w.counter("mm_trace_export_errors_total", "Trace files or exports that failed.", h.export_errors);
+    w.counter("mm_trace_label_overflow_total", "Label values folded into \"other\" by the cardinality cap.", h.label_overflow);
+    w.gauge("mm_trace_overhead_ratio", "Estimated share of tick time spent inside mm-trace (0 to 1).", &float(h.overhead_ratio));
+    w.gauge("mm_trace_span_cost_seconds", "Estimated cost of one recorded span on this machine, seconds.", &float(h.span_cost_ns / 1e9));
+    w.out
+}
+
+struct Writer {
+    out: String,
+    les: Vec<String>,
+    units: PrometheusUnits,
+}
+
+impl Writer {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {}", escape_help(help));
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: &str) {
+        self.out.push_str(name);
+        write_labels(&mut self.out, labels, None);
+        self.out.push(' ');
+        self.out.push_str(value);
+        self.out.push('\n');
+    }
+
+    fn counter(&mut self, name: &str, help: &str, value: u64) {
+        self.family(name, "counter", help);
+        self.sample(name, &[], &value.to_string());
+    }
+
+    fn gauge(&mut self, name: &str, help: &str, value: &str) {
+        self.family(name, "gauge", help);
+        self.sample(name, &[], value);
+    }
+
+    fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &HistogramSnapshot) {
+        // One snapshot: `+Inf` is its count, so `le="+Inf"` always equals `_count`.
+        let cumulative = h.prometheus_cumulative();
+        for (le, n) in self.les.iter().zip(&cumulative) {
+            self.out.push_str(name);
+            self.out.push_str("_bucket");
+            write_labels(&mut self.out, labels, Some(le));
+            let _ = writeln!(self.out, " {n}");
+        }
+        let count = cumulative.last().copied().unwrap_or(0);
+        self.out.push_str(name);
+        self.out.push_str("_sum");
+        write_labels(&mut self.out, labels, None);
+        let _ = writeln!(self.out, " {}", ns_decimal(h.sum_ns(), self.units.ns_scale()));
+        self.out.push_str(name);
+        self.out.push_str("_count");
+        write_labels(&mut self.out, labels, None);
+        let _ = writeln!(self.out, " {count}");
+    }
+}
+
+fn write_labels(out: &mut String, labels: &[(&str, &str)], le: Option<&str>) {
+    if labels.is_empty() && le.is_none() {
+        return;
+    }
+    out.push('{');
+    let mut first = true;
+    for (k, v) in labels.iter().copied().chain(le.map(|le| ("le", le))) {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_label_value(out, v);
+        out.push('"');
+    }
+    out.push('}');
+}
+
+/// Label values: backslash, double quote and line feed are escaped.
+fn escape_label_value(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// HELP text: backslash and line feed are escaped.
+fn escape_help(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// A float sample value (`NaN`, `+Inf`, `-Inf` as Prometheus spells them).
+fn float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// `ns / 10^scale` as an exact decimal (`1500000, 6` → `"1.5"`): no float rounding in sums.
+pub(crate) fn ns_decimal(ns: u64, scale: usize) -> String {
+    shift_decimal(&ns.to_string(), scale)
+}
+
+/// Divides a non-negative decimal string by `10^places`, exactly, trimming redundant zeros.
+fn shift_decimal(s: &str, places: usize) -> String {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = format!("{int}{frac}");
+    let point = int.len() as isize - places as isize;
+    let (int, frac) = if point <= 0 {
+        ("0".to_owned(), format!("{}{digits}", "0".repeat(point.unsigned_abs())))
+    } else {
+        let p = point as usize;
+        (digits[..p].to_owned(), digits[p..].to_owned())
+    };
+    let int = int.trim_start_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() { int.to_owned() } else { format!("{int}.{frac}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_exact() {
+        assert_eq!(ns_decimal(0, 6), "0");
+        assert_eq!(ns_decimal(1_500_000, 6), "1.5");
+        assert_eq!(ns_decimal(200_000_000, 6), "200");
+        assert_eq!(ns_decimal(7, 9), "0.000000007");
+        assert_eq!(ns_decimal(12_345_678_901, 9), "12.345678901");
+        assert_eq!(shift_decimal("0.0025", 3), "0.0000025");
+        assert_eq!(shift_decimal("60000", 3), "60");
+        assert_eq!(shift_decimal("2.5", 3), "0.0025");
+    }
+
+    #[test]
+    fn le_labels_have_no_float_noise() {
+        let ms = le_labels(PrometheusUnits::Milliseconds);
+        assert_eq!(ms.len(), PROMETHEUS_BOUNDS_MS.len() + 1);
+        assert_eq!(ms[0], "0.001");
+        assert!(ms.contains(&"0.0025".to_owned()) && ms.contains(&"200".to_owned()));
+        assert_eq!(ms.last().unwrap(), "+Inf");
+        let s = le_labels(PrometheusUnits::Seconds);
+        assert_eq!(s[0], "0.000001");
+        assert!(s.contains(&"0.2".to_owned()) && s.contains(&"60".to_owned()));
+        for (a, b) in ms.iter().zip(&s).take(PROMETHEUS_BOUNDS_MS.len()) {
+            let (a, b): (f64, f64) = (a.parse().unwrap(), b.parse().unwrap());
+            assert!((a / 1000.0 - b).abs() <= b * 1e-12);
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        write_labels(&mut out, &[("reason", "a\\b\"c\nd")], Some("+Inf"));
+        assert_eq!(out, r#"{reason="a\\b\"c\nd",le="+Inf"}"#);
+    }
+}
