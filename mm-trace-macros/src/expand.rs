@@ -1,0 +1,407 @@
+//! Code generation: a guard at the top of a sync body, a wrapping future for async bodies and
+//! for functions that return a future.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote};
+use syn::ext::IdentExt;
+use syn::{GenericArgument, PathArguments, ReturnType, Type, TypeParamBound};
+
+use crate::args::{self, Args, Kind};
+use crate::item::{self, FnItem};
+
+/// The whole attribute: parse arguments and item, then expand (or, with instrumentation compiled
+/// out, return the item token for token). On error the item is still emitted unchanged, so one
+/// mistake gives one compile error and no follow-up errors at the function's call sites.
+pub fn attribute(kind: Kind, args: TokenStream, item: TokenStream, enabled: bool) -> TokenStream {
+    let parsed_args = args::parse(kind, args);
+    let parsed_item = item::parse(kind, item.clone());
+    let (args, fn_item) = match (parsed_args, parsed_item) {
+        (Ok(a), Ok(f)) => (a, f),
+        (Err(mut e), Err(e2)) => {
+            e.combine(e2);
+            return with_error(item, e);
+        }
+        (Err(e), _) | (_, Err(e)) => return with_error(item, e),
+    };
+    if !enabled {
+        return item;
+    }
+    expand(&args, &fn_item)
+}
+
+fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
+    let mut out = error.into_compile_error();
+    out.extend(item);
+    out
+}
+
+/// How the function's result relates to the time to measure.
+enum Shape {
+    /// Plain sync fn: a guard lives for the body.
+    Sync,
+    /// `async fn`: the body becomes an instrumented `async move` block.
+    Async,
+    /// `fn -> impl Future`: the returned future is wrapped, so time runs from its first poll.
+    ReturnsImplFuture,
+    /// `fn -> Pin<Box<dyn Future ..>>` (e.g. after `#[async_trait]`): the same, boxed again.
+    ReturnsBoxedFuture,
+}
+
+fn shape(f: &FnItem) -> Shape {
+    if f.sig.asyncness.is_some() {
+        return Shape::Async;
+    }
+    match &f.sig.output {
+        ReturnType::Type(_, ty) if is_impl_future(ty) => Shape::ReturnsImplFuture,
+        ReturnType::Type(_, ty) if is_pin_box_dyn_future(ty) => Shape::ReturnsBoxedFuture,
+        _ => Shape::Sync,
+    }
+}
+
+fn has_future_bound<'a>(mut bounds: impl Iterator<Item = &'a TypeParamBound>) -> bool {
+    bounds.any(|b| match b {
+        TypeParamBound::Trait(t) => t
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "Future" || s.ident == "IntoFuture"),
+        _ => false,
+    })
+}
+
+fn is_impl_future(ty: &Type) -> bool {
+    match ty {
+        Type::ImplTrait(t) => has_future_bound(t.bounds.iter()),
+        Type::Paren(p) => is_impl_future(&p.elem),
+        Type::Group(g) => is_impl_future(&g.elem),
+        _ => false,
+    }
+}
+
+fn single_type_arg<'a>(ty: &'a Type, outer: &str) -> Option<&'a Type> {
+    let Type::Path(p) = ty else { return None };
+    let seg = p.path.segments.last()?;
+    if seg.ident != outer {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &seg.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })
+}
+
+fn is_pin_box_dyn_future(ty: &Type) -> bool {
+    let Some(boxed) = single_type_arg(ty, "Pin") else {
+        return false;
+    };
+    let Some(inner) = single_type_arg(boxed, "Box") else {
+        return false;
+    };
+    matches!(inner, Type::TraitObject(t) if has_future_bound(t.bounds.iter()))
+}
+
+fn contains_impl(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|tt| match tt {
+        TokenTree::Ident(i) => i == "impl",
+        TokenTree::Group(g) => contains_impl(g.stream()),
+        _ => false,
+    })
+}
+
+/// The call site's `static` and a `&'static` reference to it, as one expression.
+fn site(args: &Args, f: &FnItem) -> TokenStream {
+    let ctor = match args {
+        Args::Stage { name } => {
+            let name = name
+                .clone()
+                .unwrap_or_else(|| f.sig.ident.unraw().to_string());
+            quote!(stage(#name))
+        }
+        Args::Tick => {
+            let name = f.sig.ident.unraw().to_string();
+            quote!(tick(#name))
+        }
+        Args::Exchange { verb, api } => quote!(exchange(#verb, #api)),
+    };
+    quote! {{
+        static __MM_SITE: ::mm_trace::__private::Site = ::mm_trace::__private::Site::#ctor;
+        &__MM_SITE
+    }}
+}
+
+/// Expands a parsed, valid function.
+pub fn expand(args: &Args, f: &FnItem) -> TokenStream {
+    let site = site(args, f);
+    let is_tick = matches!(args, Args::Tick);
+    let body = &f.body;
+    let guard = proc_macro2::Ident::new("__mm_guard", Span::mixed_site());
+    let fut = proc_macro2::Ident::new("__mm_future", Span::mixed_site());
+    let wrapper = if is_tick {
+        quote!(TickFuture)
+    } else {
+        quote!(Instrumented)
+    };
+    let new_body = match shape(f) {
+        Shape::Sync => {
+            let enter = if is_tick {
+                quote!(TickGuard::begin)
+            } else {
+                quote!(StageGuard::enter)
+            };
+            quote! {
+                let #guard = ::mm_trace::__private::#enter(#site);
+                #body
+            }
+        }
+        Shape::Async => {
+            let hint = return_type_hint(&f.sig.output);
+            quote! {
+                ::mm_trace::__private::#wrapper::new(#site, async move {
+                    #hint
+                    #body
+                })
+                .await
+            }
+        }
+        Shape::ReturnsImplFuture => quote! {
+            #[allow(clippy::redundant_closure_call)]
+            let #fut = (move || { #body })();
+            ::mm_trace::__private::#wrapper::new(#site, #fut)
+        },
+        Shape::ReturnsBoxedFuture => quote! {
+            #[allow(clippy::redundant_closure_call)]
+            let #fut = (move || { #body })();
+            ::std::boxed::Box::pin(::mm_trace::__private::#wrapper::new(#site, #fut))
+        },
+    };
+    f.with_body(new_body)
+}
+
+/// Gives `return` and `?` inside the `async move` block the function's return type, as
+/// `tracing::instrument` does; skipped where the type names `impl Trait` (not allowed in a `let`).
+fn return_type_hint(output: &ReturnType) -> TokenStream {
+    let ty = match output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => {
+            if contains_impl(ty.to_token_stream()) {
+                return TokenStream::new();
+            }
+            ty.to_token_stream()
+        }
+    };
+    let fake = proc_macro2::Ident::new("__mm_fake_return", Span::mixed_site());
+    quote! {
+        #[allow(
+            unknown_lints,
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::empty_loop,
+            clippy::let_unit_value,
+            clippy::let_with_type_underscore,
+            clippy::needless_return,
+            clippy::unreachable
+        )]
+        if false {
+            let #fake: #ty = loop {};
+            return #fake;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn pretty(tokens: TokenStream) -> String {
+        let file: syn::File = syn::parse2(tokens).expect("expansion parses as a file");
+        prettyplease::unparse(&file)
+    }
+
+    /// Whitespace-insensitive `contains`, so asserts do not depend on prettyplease's line breaks.
+    fn has(out: &str, needle: &str) -> bool {
+        let squash = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        squash(out).contains(&squash(needle))
+    }
+
+    fn expand_str(kind: Kind, args: TokenStream, item: TokenStream) -> String {
+        pretty(attribute(kind, args, item, true))
+    }
+
+    #[test]
+    fn sync_stage_puts_a_guard_before_the_body() {
+        let out = expand_str(
+            Kind::Stage,
+            quote!("fetch_md"),
+            quote! {
+                /// Docs stay.
+                #[inline]
+                pub(crate) fn fetch(&self, n: u32) -> Result<u32, E> {
+                    #![allow(unused)]
+                    let x = n?;
+                    Ok(x)
+                }
+            },
+        );
+        let expected = r#"/// Docs stay.
+#[inline]
+pub(crate) fn fetch(&self, n: u32) -> Result<u32, E> {
+    #![allow(unused)]
+    let __mm_guard = ::mm_trace::__private::StageGuard::enter({
+        static __MM_SITE: ::mm_trace::__private::Site = ::mm_trace::__private::Site::stage(
+            "fetch_md",
+        );
+        &__MM_SITE
+    });
+    let x = n?;
+    Ok(x)
+}
+"#;
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn bare_stage_uses_the_unraw_fn_name_and_tick_uses_tick_guard() {
+        let out = expand_str(
+            Kind::Stage,
+            quote!(),
+            quote!(
+                fn r#type() {}
+            ),
+        );
+        assert!(has(&out, "Site::stage(\"type\""), "{out}");
+        let out = expand_str(
+            Kind::Tick,
+            quote!(),
+            quote!(
+                fn tick(&mut self) {}
+            ),
+        );
+        assert!(has(&out, "TickGuard::begin"), "{out}");
+        assert!(has(&out, "Site::tick(\"tick\""), "{out}");
+    }
+
+    #[test]
+    fn exchange_site_carries_verb_and_api() {
+        let out = expand_str(
+            Kind::Exchange,
+            quote!(api = "order", verb = "POST"),
+            quote!(
+                fn place() {}
+            ),
+        );
+        assert!(has(&out, "Site::exchange(\"POST\", \"order\""), "{out}");
+    }
+
+    #[test]
+    fn async_fn_wraps_the_body_with_a_typed_return_hint() {
+        let out = expand_str(
+            Kind::Stage,
+            quote!(),
+            quote!(
+                async fn f(x: u8) -> Result<u8, E> {
+                    Ok(x?)
+                }
+            ),
+        );
+        assert!(has(&out, "Instrumented::new("), "{out}");
+        assert!(has(&out, "async move {"), "{out}");
+        assert!(
+            has(&out, "let __mm_fake_return: Result<u8, E> = loop {};"),
+            "{out}"
+        );
+        assert!(out.trim_end().ends_with(".await\n}"), "{out}");
+        let out = expand_str(
+            Kind::Tick,
+            quote!(),
+            quote!(
+                async fn t() -> impl Sized {}
+            ),
+        );
+        assert!(has(&out, "TickFuture::new("), "{out}");
+        assert!(
+            !has(&out, "__mm_fake_return"),
+            "no hint for impl Trait: {out}"
+        );
+    }
+
+    #[test]
+    fn fn_returning_a_future_wraps_the_returned_future() {
+        let out = expand_str(
+            Kind::Stage,
+            quote!(),
+            quote!(
+                fn f(&self) -> impl Future<Output = u8> + '_ {
+                    async move { 1 }
+                }
+            ),
+        );
+        assert!(has(&out, "let __mm_future = (move || {"), "{out}");
+        assert!(has(&out, "Instrumented::new("), "{out}");
+        let out = expand_str(
+            Kind::Stage,
+            quote!(),
+            quote!(
+                fn f(&self) -> Pin<Box<dyn Future<Output = u8> + Send + '_>> {
+                    Box::pin(async { 1 })
+                }
+            ),
+        );
+        assert!(
+            has(
+                &out,
+                "::std::boxed::Box::pin(::mm_trace::__private::Instrumented::new("
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn compiled_out_returns_the_item_token_for_token() {
+        for (kind, args) in [
+            (Kind::Stage, quote!()),
+            (Kind::Stage, quote!("x")),
+            (Kind::Tick, quote!()),
+            (Kind::Exchange, quote!(verb = "GET", api = "book")),
+        ] {
+            let item = quote! {
+                /// Doc.
+                #[must_use]
+                pub async unsafe fn f<'a, T: Clone>(x: &'a T) -> impl Sized + 'a where T: Send { x.clone() }
+            };
+            let out = attribute(kind, args, item.clone(), false);
+            assert_eq!(out.to_string(), item.to_string());
+        }
+    }
+
+    #[test]
+    fn compiled_out_still_rejects_bad_arguments() {
+        let out = attribute(
+            Kind::Stage,
+            quote!(""),
+            quote!(
+                fn f() {}
+            ),
+            false,
+        );
+        assert!(out.to_string().contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn errors_keep_the_item() {
+        let out = attribute(
+            Kind::Stage,
+            quote!(42),
+            quote!(
+                fn f() {}
+            ),
+            true,
+        )
+        .to_string();
+        assert!(has(&out, "compile_error"), "{out}");
+        assert!(has(&out, "fn f"), "{out}");
+    }
+}
