@@ -88,9 +88,7 @@ fn parse_stage(input: ParseStream) -> syn::Result<Args> {
         let _ = comma;
         return Err(syn::Error::new(
             input.span(),
-            format!(
-                "unexpected argument: #[stage] takes only the stage name, e.g. {STAGE_EXAMPLE}"
-            ),
+            format!("unexpected argument: #[stage] takes only the stage name, e.g. {STAGE_EXAMPLE}"),
         ));
     }
     if !input.is_empty() {
@@ -125,9 +123,7 @@ fn parse_exchange(input: ParseStream) -> syn::Result<Args> {
                     &mut errors,
                     syn::Error::new(
                         input.span(),
-                        format!(
-                            "expected `verb = \"...\"` or `api = \"...\"`, e.g. {EXCHANGE_EXAMPLE}"
-                        ),
+                        format!("expected `verb = \"...\"` or `api = \"...\"`, e.g. {EXCHANGE_EXAMPLE}"),
                     ),
                 );
                 // The rest cannot be read reliably once a key is not an identifier.
@@ -143,10 +139,7 @@ fn parse_exchange(input: ParseStream) -> syn::Result<Args> {
         if !input.peek(Token![=]) {
             push(
                 &mut errors,
-                syn::Error::new(
-                    key.span(),
-                    format!("expected `{key} = \"...\"`, e.g. {EXCHANGE_EXAMPLE}"),
-                ),
+                syn::Error::new(key.span(), format!("expected `{key} = \"...\"`, e.g. {EXCHANGE_EXAMPLE}")),
             );
             input.parse::<TokenStream>()?;
             break;
@@ -165,10 +158,7 @@ fn parse_exchange(input: ParseStream) -> syn::Result<Args> {
             let tt: proc_macro2::TokenTree = input.parse()?;
             push(
                 &mut errors,
-                syn::Error::new(
-                    tt.span(),
-                    format!("`{key}` must be a string literal, e.g. {EXCHANGE_EXAMPLE}"),
-                ),
+                syn::Error::new(tt.span(), format!("`{key}` must be a string literal, e.g. {EXCHANGE_EXAMPLE}")),
             );
             None
         };
@@ -205,31 +195,19 @@ fn parse_exchange(input: ParseStream) -> syn::Result<Args> {
         if let Err(e) = input.parse::<Token![,]>() {
             push(
                 &mut errors,
-                syn::Error::new(
-                    e.span(),
-                    format!("expected `,` between arguments, e.g. {EXCHANGE_EXAMPLE}"),
-                ),
+                syn::Error::new(e.span(), format!("expected `,` between arguments, e.g. {EXCHANGE_EXAMPLE}")),
             );
             input.parse::<TokenStream>()?;
             break;
         }
     }
-    let missing: Vec<&str> = [("verb", verb.is_none()), ("api", api.is_none())]
-        .into_iter()
-        .filter_map(|(k, m)| m.then_some(k))
-        .collect();
+    let missing: Vec<&str> =
+        [("verb", verb.is_none()), ("api", api.is_none())].into_iter().filter_map(|(k, m)| m.then_some(k)).collect();
     if !missing.is_empty() && errors.is_none() {
-        let what = missing
-            .iter()
-            .map(|k| format!("`{k}`"))
-            .collect::<Vec<_>>()
-            .join(" and ");
+        let what = missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ");
         push(
             &mut errors,
-            syn::Error::new(
-                Span::call_site(),
-                format!("#[exchange_req] needs {what}: write {EXCHANGE_EXAMPLE}"),
-            ),
+            syn::Error::new(Span::call_site(), format!("#[exchange_req] needs {what}: write {EXCHANGE_EXAMPLE}")),
         );
     }
     match errors {
@@ -255,10 +233,7 @@ pub fn check_name(lit: &LitStr, what: &str, example: &str) -> syn::Result<()> {
         None
     };
     match problem {
-        Some(problem) => Err(syn::Error::new(
-            lit.span(),
-            format!("{what} {problem}: write e.g. {example}"),
-        )),
+        Some(problem) => Err(syn::Error::new(lit.span(), format!("{what} {problem}: write e.g. {example}"))),
         None => Ok(()),
     }
 }

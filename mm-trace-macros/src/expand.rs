@@ -60,11 +60,9 @@ fn shape(f: &FnItem) -> Shape {
 
 fn has_future_bound<'a>(mut bounds: impl Iterator<Item = &'a TypeParamBound>) -> bool {
     bounds.any(|b| match b {
-        TypeParamBound::Trait(t) => t
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "Future" || s.ident == "IntoFuture"),
+        TypeParamBound::Trait(t) => {
+            t.path.segments.last().is_some_and(|s| s.ident == "Future" || s.ident == "IntoFuture")
+        }
         _ => false,
     })
 }
@@ -115,9 +113,7 @@ fn contains_impl(tokens: TokenStream) -> bool {
 fn site(args: &Args, f: &FnItem) -> TokenStream {
     let ctor = match args {
         Args::Stage { name } => {
-            let name = name
-                .clone()
-                .unwrap_or_else(|| f.sig.ident.unraw().to_string());
+            let name = name.clone().unwrap_or_else(|| f.sig.ident.unraw().to_string());
             quote!(stage(#name))
         }
         Args::Tick => {
@@ -139,18 +135,10 @@ pub fn expand(args: &Args, f: &FnItem) -> TokenStream {
     let body = &f.body;
     let guard = proc_macro2::Ident::new("__mm_guard", Span::mixed_site());
     let fut = proc_macro2::Ident::new("__mm_future", Span::mixed_site());
-    let wrapper = if is_tick {
-        quote!(TickFuture)
-    } else {
-        quote!(Instrumented)
-    };
+    let wrapper = if is_tick { quote!(TickFuture) } else { quote!(Instrumented) };
     let new_body = match shape(f) {
         Shape::Sync => {
-            let enter = if is_tick {
-                quote!(TickGuard::begin)
-            } else {
-                quote!(StageGuard::enter)
-            };
+            let enter = if is_tick { quote!(TickGuard::begin) } else { quote!(StageGuard::enter) };
             quote! {
                 let #guard = ::mm_trace::__private::#enter(#site);
                 #body
@@ -171,11 +159,15 @@ pub fn expand(args: &Args, f: &FnItem) -> TokenStream {
             let #fut = (move || { #body })();
             ::mm_trace::__private::#wrapper::new(#site, #fut)
         },
-        Shape::ReturnsBoxedFuture => quote! {
+        Shape::ReturnsBoxedFuture => {
+            // The closure gets the declared type so each `Box::pin(..)` coerces as in the original.
+            let ReturnType::Type(_, ty) = &f.sig.output else { unreachable!("boxed future has a type") };
+            quote! {
             #[allow(clippy::redundant_closure_call)]
-            let #fut = (move || { #body })();
+            let #fut = (move || -> #ty { #body })();
             ::std::boxed::Box::pin(::mm_trace::__private::#wrapper::new(#site, #fut))
-        },
+            }
+        }
     };
     f.with_body(new_body)
 }
@@ -309,10 +301,7 @@ pub(crate) fn fetch(&self, n: u32) -> Result<u32, E> {
         );
         assert!(has(&out, "Instrumented::new("), "{out}");
         assert!(has(&out, "async move {"), "{out}");
-        assert!(
-            has(&out, "let __mm_fake_return: Result<u8, E> = loop {};"),
-            "{out}"
-        );
+        assert!(has(&out, "let __mm_fake_return: Result<u8, E> = loop {};"), "{out}");
         assert!(out.trim_end().ends_with(".await\n}"), "{out}");
         let out = expand_str(
             Kind::Tick,
@@ -322,10 +311,7 @@ pub(crate) fn fetch(&self, n: u32) -> Result<u32, E> {
             ),
         );
         assert!(has(&out, "TickFuture::new("), "{out}");
-        assert!(
-            !has(&out, "__mm_fake_return"),
-            "no hint for impl Trait: {out}"
-        );
+        assert!(!has(&out, "__mm_fake_return"), "no hint for impl Trait: {out}");
     }
 
     #[test]
@@ -350,13 +336,7 @@ pub(crate) fn fetch(&self, n: u32) -> Result<u32, E> {
                 }
             ),
         );
-        assert!(
-            has(
-                &out,
-                "::std::boxed::Box::pin(::mm_trace::__private::Instrumented::new("
-            ),
-            "{out}"
-        );
+        assert!(has(&out, "::std::boxed::Box::pin(::mm_trace::__private::Instrumented::new("), "{out}");
     }
 
     #[test]

@@ -59,20 +59,9 @@ fn parse_item(kind: Kind, input: ParseStream) -> syn::Result<FnItem> {
     let inner_attrs = content.call(Attribute::parse_inner)?;
     let body: TokenStream = content.parse()?;
     if !input.is_empty() {
-        return Err(syn::Error::new(
-            input.span(),
-            format!("{attr}: unexpected tokens after the function"),
-        ));
+        return Err(syn::Error::new(input.span(), format!("{attr}: unexpected tokens after the function")));
     }
-    Ok(FnItem {
-        attrs,
-        vis,
-        defaultness,
-        sig,
-        inner_attrs,
-        body,
-        brace_span: brace.span.join(),
-    })
+    Ok(FnItem { attrs, vis, defaultness, sig, inner_attrs, body, brace_span: brace.span.join() })
 }
 
 /// The error for a non-fn item, spanned on its keyword (`struct`, `impl`, `mod`, ...).
@@ -85,15 +74,10 @@ fn not_a_fn(kind: Kind, input: ParseStream) -> syn::Error {
         None => (Span::call_site(), "nothing".to_owned()),
     };
     let hint = match kind {
-        Kind::Stage => {
-            "; to time a block inside a function use `mm_trace::in_stage!(\"name\", { ... })`"
-        }
+        Kind::Stage => "; to time a block inside a function use `mm_trace::in_stage!(\"name\", { ... })`",
         _ => "",
     };
-    syn::Error::new(
-        span,
-        format!("{attr} can only be put on a function with a body, found {what}{hint}"),
-    )
+    syn::Error::new(span, format!("{attr} can only be put on a function with a body, found {what}{hint}"))
 }
 
 impl FnItem {

@@ -185,9 +185,9 @@ pub fn trace_files_written() -> Vec<std::path::PathBuf> {
 // ---------------------------------------------------------------------------------------------
 // Exporters
 
-pub use export::prometheus::PrometheusUnits;
 #[cfg(feature = "http")]
 pub use export::http::{MetricsServer, MetricsServerOptions};
+pub use export::prometheus::PrometheusUnits;
 
 /// Writes `contents` to `path`, creating parent directories. The file is written under a
 /// temporary name in the same directory and renamed, so a reader never sees half a file.
@@ -228,7 +228,8 @@ pub(crate) fn write_file(path: &Path, contents: &str) -> Result<(), Error> {
 /// assert!(text.contains("mm_guard_trips_total{reason=\"vol_soft\"} 1"));
 /// ```
 pub fn prometheus_text() -> String {
-    let units = if imp::config().prometheus_base_units { PrometheusUnits::Seconds } else { PrometheusUnits::Milliseconds };
+    let units =
+        if imp::config().prometheus_base_units { PrometheusUnits::Seconds } else { PrometheusUnits::Milliseconds };
     prometheus_text_units(units)
 }
 
@@ -444,20 +445,40 @@ pub mod test_clock {
 #[cfg(feature = "enabled")]
 #[macro_export]
 macro_rules! in_stage {
+    // A block's statements are spliced after the guard, so `{ ... }` raises no `unused_braces`
+    // and `.await`, `?` and `return` inside keep their meaning.
+    ($name:literal, { $($body:tt)* } $(,)?) => {{
+        let __mm_guard = $crate::stage_guard!($name);
+        $($body)*
+    }};
     ($name:literal, $body:expr $(,)?) => {{
         let __mm_guard = $crate::stage_guard!($name);
         $body
     }};
+    ($($other:tt)*) => {
+        ::core::compile_error!(
+            "in_stage! takes a string literal name and an expression: write in_stage!(\"spread\", { ... })"
+        )
+    };
 }
 
 /// Times an expression as a stage (compiled out: the bare expression).
 #[cfg(not(feature = "enabled"))]
 #[macro_export]
 macro_rules! in_stage {
+    ($name:literal, { $($body:tt)* } $(,)?) => {{
+        const _: () = $crate::__private::check_stage_name($name);
+        $($body)*
+    }};
     ($name:literal, $body:expr $(,)?) => {{
         const _: () = $crate::__private::check_stage_name($name);
         $body
     }};
+    ($($other:tt)*) => {
+        ::core::compile_error!(
+            "in_stage! takes a string literal name and an expression: write in_stage!(\"spread\", { ... })"
+        )
+    };
 }
 
 /// A guard that times the rest of the scope as a stage: `let _g = stage_guard!("guards");`.
@@ -477,6 +498,9 @@ macro_rules! stage_guard {
         static __MM_SITE: $crate::__private::Site = $crate::__private::Site::stage($name);
         $crate::__private::StageGuard::enter(&__MM_SITE)
     }};
+    ($($other:tt)*) => {
+        ::core::compile_error!("stage_guard! takes a string literal name: write let _g = stage_guard!(\"guards\");")
+    };
 }
 
 /// A stage guard (compiled out: a zero-sized value).
@@ -487,6 +511,9 @@ macro_rules! stage_guard {
         const _: () = $crate::__private::check_stage_name($name);
         $crate::__private::NoopGuard
     }};
+    ($($other:tt)*) => {
+        ::core::compile_error!("stage_guard! takes a string literal name: write let _g = stage_guard!(\"guards\");")
+    };
 }
 
 /// Not public API: what the macros expand to. May change in any release.

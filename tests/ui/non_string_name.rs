@@ -1,0 +1,8 @@
+use mm_trace::stage;
+
+#[stage(42)]
+fn fetch_md() {}
+
+fn main() {
+    fetch_md();
+}

@@ -1,0 +1,8 @@
+use mm_trace::stage;
+
+#[stage("fetch md")]
+fn fetch_md() {}
+
+fn main() {
+    fetch_md();
+}
