@@ -1,0 +1,482 @@
+//! Noise-aware verdicts: is a stage's quantile higher in the current runs than in the baseline
+//! runs by more than the threshold, with confidence?
+//!
+//! The quantity compared is the ratio of the geometric means of the per-run quantiles
+//! (current / baseline). Its confidence interval comes from a hierarchical bootstrap:
+//!
+//! 1. **Runs** (between-run, i.e. machine noise): with at least `min_runs` runs on a side the runs
+//!    are resampled with replacement and the spread is widened by `sqrt(R/(R-1))` and by the
+//!    Student t / normal quantile ratio for the Welch degrees of freedom, so that 3 to 10 runs
+//!    give honest (not over-confident) intervals. With fewer runs the run-to-run noise cannot
+//!    be estimated, so an assumed noise (`noise`, log-normal) is added instead.
+//! 2. **Samples** (within-run): the quantile of each chosen run is redrawn from its own histogram:
+//!    the k-th order statistic of n samples has a Beta(k, n+1-k) position in the CDF, which is
+//!    mapped through the run's bucket CDF (linear within a bucket). No samples are expanded.
+//!
+//! With `paired`, baseline run i and current run i are taken as run back to back on the same
+//! machine; pairs are resampled together, so noise shared by the two runs of a pair cancels.
+//!
+//! The verdict compares the whole interval with `1 ± threshold` (as cargo-criterion's
+//! `compare_to_threshold`): above → regression, below → improvement, inside → ok, and an
+//! interval that reaches above `1 + threshold` without lying wholly above it → inconclusive.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::profile::{Profile, Stage};
+use crate::stats::{Rng, normal_quantile, sorted_quantile, t_quantile};
+
+/// A quantile a gate can compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Metric {
+    /// The median.
+    P50,
+    /// The 95th percentile.
+    P95,
+    /// The 99th percentile.
+    P99,
+}
+
+impl Metric {
+    /// The quantile as a fraction (0.95 for p95).
+    pub fn quantile(self) -> f64 {
+        match self {
+            Metric::P50 => 0.50,
+            Metric::P95 => 0.95,
+            Metric::P99 => 0.99,
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Metric::P50 => "p50",
+            Metric::P95 => "p95",
+            Metric::P99 => "p99",
+        })
+    }
+}
+
+/// How a comparison is made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Relative change that matters, as a fraction (0.03 = 3%).
+    pub threshold: f64,
+    /// Confidence level of the interval, as a fraction (0.95).
+    pub confidence: f64,
+    /// Assumed run-to-run noise (one log-normal standard deviation, as a fraction: 0.20 = 20%)
+    /// for sides with fewer than `min_runs` runs.
+    pub noise: f64,
+    /// Runs per side from which run-to-run noise is estimated from the data.
+    pub min_runs: usize,
+    /// Bootstrap iterations.
+    pub iterations: usize,
+    /// Seed of the bootstrap; the same inputs and seed give the same intervals.
+    pub seed: u64,
+    /// Baseline run i and current run i ran back to back on the same machine.
+    pub paired: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            threshold: 0.03,
+            confidence: 0.95,
+            noise: 0.20,
+            min_runs: 3,
+            iterations: 2000,
+            seed: 0x6d6d_2d74_7261_6365,
+            paired: false,
+        }
+    }
+}
+
+/// The outcome for one stage and metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    /// The whole interval lies above `1 + threshold`.
+    Regression,
+    /// The interval reaches above `1 + threshold` but does not lie wholly above it.
+    Inconclusive,
+    /// The whole interval lies below `1 - threshold`.
+    Improvement,
+    /// The interval excludes a rise past the threshold.
+    Ok,
+    /// Only in the current runs.
+    New,
+    /// Only in the baseline runs.
+    Removed,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Regression => "regression",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::Improvement => "improvement",
+            Verdict::Ok => "ok",
+            Verdict::New => "new",
+            Verdict::Removed => "removed",
+        })
+    }
+}
+
+/// Where the run-to-run noise of an interval came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Noise {
+    /// Estimated from the runs: the standard deviation of the log per-run quantile (per side,
+    /// the larger of the two; for paired runs, of the log per-pair ratio).
+    Estimated(f64),
+    /// Too few runs: the assumed `Settings::noise` was used.
+    Assumed(f64),
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// Stage name.
+    pub stage: String,
+    /// Compared quantile.
+    pub metric: Metric,
+    /// Geometric mean of the baseline runs' quantile, ms.
+    pub baseline_ms: Option<f64>,
+    /// Geometric mean of the current runs' quantile, ms.
+    pub current_ms: Option<f64>,
+    /// current / baseline.
+    pub ratio: Option<f64>,
+    /// Confidence interval of the ratio.
+    pub interval: Option<(f64, f64)>,
+    /// Runs that have the stage: (baseline, current).
+    pub runs: (usize, usize),
+    /// Run-to-run noise used for the interval.
+    pub noise: Option<Noise>,
+    /// The decision.
+    pub verdict: Verdict,
+}
+
+/// A run's histogram prepared for fast quantile draws.
+struct Run {
+    /// Point estimate of the quantile (nearest rank, bucket midpoint), ms.
+    point_ms: f64,
+    n: f64,
+    k: f64,
+    cum: Vec<f64>,
+    lower: Vec<f64>,
+    width: Vec<f64>,
+}
+
+impl Run {
+    fn new(stage: &Stage, q: f64) -> Option<Run> {
+        let point_ms = stage.quantile_ms(q)?;
+        if point_ms <= 0.0 {
+            return None;
+        }
+        let mut cum = Vec::with_capacity(stage.buckets.len());
+        let mut total = 0.0;
+        for b in &stage.buckets {
+            total += b.count as f64;
+            cum.push(total);
+        }
+        let n = stage.count as f64;
+        Some(Run {
+            point_ms,
+            n,
+            k: (q * n).ceil().clamp(1.0, n),
+            cum,
+            lower: stage.buckets.iter().map(|b| b.lower_ns as f64 / 1e6).collect(),
+            width: stage.buckets.iter().map(|b| (b.upper_ns - b.lower_ns) as f64 / 1e6).collect(),
+        })
+    }
+
+    /// log of one bootstrap draw of this run's quantile.
+    fn draw_log(&self, rng: &mut Rng) -> f64 {
+        let u = if self.n <= 1.0 { rng.uniform() } else { rng.beta(self.k, self.n + 1.0 - self.k) };
+        let x = u * self.n;
+        let i = self.cum.partition_point(|&c| c < x).min(self.cum.len() - 1);
+        let before = if i == 0 { 0.0 } else { self.cum[i - 1] };
+        let in_bucket = self.cum[i] - before;
+        let frac = ((x - before) / in_bucket).clamp(0.0, 1.0);
+        // A value of exactly 0 ns (the first linear bucket) would give log(0); keep it positive.
+        (self.lower[i] + frac * self.width[i]).max(1e-7).ln()
+    }
+}
+
+/// Compares every stage of `baseline` against `current` for each metric. Stages are ordered
+/// by name, metrics as given.
+pub fn compare(baseline: &[Profile], current: &[Profile], metrics: &[Metric], settings: &Settings) -> Vec<Comparison> {
+    let names: BTreeSet<&String> = baseline.iter().chain(current).flat_map(|p| p.stages.keys()).collect();
+    let mut out = Vec::new();
+    for &metric in metrics {
+        for name in &names {
+            out.push(compare_stage(name, &stage_runs(baseline, name), &stage_runs(current, name), metric, settings));
+        }
+    }
+    out
+}
+
+fn stage_runs<'a>(profiles: &'a [Profile], name: &str) -> Vec<Option<&'a Stage>> {
+    profiles.iter().map(|p| p.stages.get(name).filter(|s| s.count > 0)).collect()
+}
+
+/// Compares one stage; `None` entries are runs that do not have it. In paired mode entry i of
+/// each side belongs to pair i.
+pub fn compare_stage(
+    name: &str,
+    baseline: &[Option<&Stage>],
+    current: &[Option<&Stage>],
+    metric: Metric,
+    settings: &Settings,
+) -> Comparison {
+    let q = metric.quantile();
+    let prep =
+        |side: &[Option<&Stage>]| -> Vec<Option<Run>> { side.iter().map(|s| s.and_then(|s| Run::new(s, q))).collect() };
+    let (b_all, c_all) = (prep(baseline), prep(current));
+    let b: Vec<&Run> = b_all.iter().flatten().collect();
+    let c: Vec<&Run> = c_all.iter().flatten().collect();
+    let gmean = |runs: &[&Run]| (!runs.is_empty()).then(|| mean(runs.iter().map(|r| r.point_ms.ln())).exp());
+    let mut row = Comparison {
+        stage: name.to_owned(),
+        metric,
+        baseline_ms: gmean(&b),
+        current_ms: gmean(&c),
+        ratio: None,
+        interval: None,
+        runs: (b.len(), c.len()),
+        noise: None,
+        verdict: Verdict::Ok,
+    };
+    match (b.is_empty(), c.is_empty()) {
+        (true, true) => return row,
+        (true, false) => {
+            row.verdict = Verdict::New;
+            return row;
+        }
+        (false, true) => {
+            row.verdict = Verdict::Removed;
+            return row;
+        }
+        (false, false) => {}
+    }
+    let center = (row.current_ms.unwrap_or(1.0) / row.baseline_ms.unwrap_or(1.0)).ln();
+    let mut rng = Rng::new(settings.seed ^ fnv(name) ^ (metric as u64).wrapping_mul(0x9E37_79B9));
+    let pairs: Vec<(&Run, &Run)> =
+        b_all.iter().zip(&c_all).filter_map(|(x, y)| Some((x.as_ref()?, y.as_ref()?))).collect();
+    let (dev, df, noise) = if settings.paired && pairs.len() >= settings.min_runs.max(2) {
+        paired(&pairs, settings, &mut rng)
+    } else {
+        unpaired(&b, &c, settings, &mut rng)
+    };
+    let alpha = 1.0 - settings.confidence;
+    let widen = t_quantile(1.0 - alpha / 2.0, df) / normal_quantile(1.0 - alpha / 2.0);
+    let lo = (center + widen * sorted_quantile(&dev, alpha / 2.0)).exp();
+    let hi = (center + widen * sorted_quantile(&dev, 1.0 - alpha / 2.0)).exp();
+    row.ratio = Some(center.exp());
+    row.interval = Some((lo, hi));
+    row.noise = Some(noise);
+    row.verdict = verdict((lo, hi), settings.threshold);
+    row
+}
+
+/// The verdict for an interval of the ratio current / baseline.
+pub fn verdict((lo, hi): (f64, f64), threshold: f64) -> Verdict {
+    if lo > 1.0 + threshold {
+        Verdict::Regression
+    } else if hi < 1.0 - threshold {
+        Verdict::Improvement
+    } else if hi > 1.0 + threshold {
+        Verdict::Inconclusive
+    } else {
+        Verdict::Ok
+    }
+}
+
+/// Bootstrap of one side: returns the centred draws of the side's mean log quantile, their
+/// degrees of freedom (infinite when the noise was assumed) and the noise figure.
+fn side(runs: &[&Run], s: &Settings, rng: &mut Rng) -> (Vec<f64>, f64, Noise) {
+    let r = runs.len();
+    let estimated = r >= s.min_runs.max(2);
+    let assumed_sd = (1.0 + s.noise).ln();
+    let mut draws: Vec<f64> = (0..s.iterations)
+        .map(|_| {
+            if estimated {
+                mean((0..r).map(|_| runs[rng.below(r)].draw_log(rng)))
+            } else {
+                mean(runs.iter().map(|run| run.draw_log(rng))) + assumed_sd * rng.normal() / (r as f64).sqrt()
+            }
+        })
+        .collect();
+    let m = mean(draws.iter().copied());
+    let scale = if estimated { (r as f64 / (r as f64 - 1.0)).sqrt() } else { 1.0 };
+    for d in &mut draws {
+        *d = (*d - m) * scale;
+    }
+    if estimated {
+        let logs: Vec<f64> = runs.iter().map(|x| x.point_ms.ln()).collect();
+        (draws, r as f64 - 1.0, Noise::Estimated(sd(&logs).exp_m1()))
+    } else {
+        (draws, f64::INFINITY, Noise::Assumed(s.noise))
+    }
+}
+
+fn unpaired(b: &[&Run], c: &[&Run], s: &Settings, rng: &mut Rng) -> (Vec<f64>, f64, Noise) {
+    let (db, dfb, nb) = side(b, s, rng);
+    let (dc, dfc, nc) = side(c, s, rng);
+    let (vb, vc) = (var0(&db), var0(&dc));
+    // Welch-Satterthwaite; a side with assumed noise contributes no estimation uncertainty.
+    let denom = vb * vb / dfb + vc * vc / dfc;
+    let df = if denom > 0.0 { (vb + vc).powi(2) / denom } else { f64::INFINITY };
+    let mut dev: Vec<f64> = dc.iter().zip(&db).map(|(x, y)| x - y).collect();
+    dev.sort_by(f64::total_cmp);
+    let noise = match (nb, nc) {
+        (Noise::Estimated(x), Noise::Estimated(y)) => Noise::Estimated(x.max(y)),
+        (Noise::Assumed(x), _) | (_, Noise::Assumed(x)) => Noise::Assumed(x),
+    };
+    (dev, df, noise)
+}
+
+fn paired(pairs: &[(&Run, &Run)], s: &Settings, rng: &mut Rng) -> (Vec<f64>, f64, Noise) {
+    let r = pairs.len();
+    let mut draws: Vec<f64> = (0..s.iterations)
+        .map(|_| {
+            mean((0..r).map(|_| {
+                let (b, c) = pairs[rng.below(r)];
+                c.draw_log(rng) - b.draw_log(rng)
+            }))
+        })
+        .collect();
+    let m = mean(draws.iter().copied());
+    let scale = (r as f64 / (r as f64 - 1.0)).sqrt();
+    for d in &mut draws {
+        *d = (*d - m) * scale;
+    }
+    draws.sort_by(f64::total_cmp);
+    let diffs: Vec<f64> = pairs.iter().map(|(b, c)| c.point_ms.ln() - b.point_ms.ln()).collect();
+    (draws, r as f64 - 1.0, Noise::Estimated(sd(&diffs).exp_m1()))
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> f64 {
+    let (mut s, mut n) = (0.0, 0usize);
+    for x in xs {
+        s += x;
+        n += 1;
+    }
+    if n == 0 { 0.0 } else { s / n as f64 }
+}
+
+/// Variance of already centred values.
+fn var0(xs: &[f64]) -> f64 {
+    mean(xs.iter().map(|x| x * x))
+}
+
+fn sd(xs: &[f64]) -> f64 {
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let m = mean(xs.iter().copied());
+    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Bucket;
+
+    /// A stage whose samples are `values_ms`, bucketed at 1% width.
+    fn stage(values_ms: &[f64]) -> Stage {
+        let mut buckets: Vec<Bucket> = Vec::new();
+        let mut sorted = values_ms.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        for v in sorted {
+            let ns = (v * 1e6) as u64;
+            let lower = (ns / 10_000) * 10_000;
+            match buckets.last_mut() {
+                Some(b) if b.lower_ns == lower => b.count += 1,
+                _ => buckets.push(Bucket { lower_ns: lower, upper_ns: lower + 10_000, count: 1 }),
+            }
+        }
+        Stage {
+            count: values_ms.len() as u64,
+            sum_ms: values_ms.iter().sum(),
+            p50_ms: 0.0,
+            p95_ms: 0.0,
+            p99_ms: 0.0,
+            max_ms: 0.0,
+            buckets,
+        }
+    }
+
+    fn spread(center: f64, n: usize) -> Vec<f64> {
+        (0..n).map(|i| center * (0.9 + 0.2 * i as f64 / n as f64)).collect()
+    }
+
+    #[test]
+    fn verdict_uses_the_whole_interval() {
+        assert_eq!(verdict((1.04, 1.2), 0.03), Verdict::Regression);
+        assert_eq!(verdict((1.02, 1.2), 0.03), Verdict::Inconclusive);
+        assert_eq!(verdict((0.98, 1.02), 0.03), Verdict::Ok);
+        assert_eq!(verdict((0.80, 1.01), 0.03), Verdict::Ok);
+        assert_eq!(verdict((0.80, 0.96), 0.03), Verdict::Improvement);
+    }
+
+    #[test]
+    fn many_consistent_runs_detect_a_clear_rise() {
+        let base: Vec<Stage> = (0..5).map(|i| stage(&spread(10.0 + i as f64 * 0.05, 2000))).collect();
+        let cur: Vec<Stage> = (0..5).map(|i| stage(&spread(12.0 + i as f64 * 0.05, 2000))).collect();
+        let b: Vec<Option<&Stage>> = base.iter().map(Some).collect();
+        let c: Vec<Option<&Stage>> = cur.iter().map(Some).collect();
+        let row = compare_stage("x", &b, &c, Metric::P95, &Settings::default());
+        assert_eq!(row.verdict, Verdict::Regression, "{row:?}");
+        let (lo, hi) = row.interval.unwrap();
+        assert!(lo < 1.2 && hi > 1.19, "{row:?}");
+        assert!(matches!(row.noise, Some(Noise::Estimated(_))));
+        // Same data, same seed: same interval.
+        assert_eq!(row, compare_stage("x", &b, &c, Metric::P95, &Settings::default()));
+        let back = compare_stage("x", &c, &b, Metric::P95, &Settings::default());
+        assert_eq!(back.verdict, Verdict::Improvement);
+    }
+
+    #[test]
+    fn single_runs_use_the_assumed_noise() {
+        let b = stage(&spread(10.0, 2000));
+        let c = stage(&spread(12.0, 2000));
+        let row = compare_stage("x", &[Some(&b)], &[Some(&c)], Metric::P95, &Settings::default());
+        // +20% with one run each and 20% assumed machine noise: cannot tell.
+        assert_eq!(row.verdict, Verdict::Inconclusive, "{row:?}");
+        assert_eq!(row.noise, Some(Noise::Assumed(0.20)));
+        let quiet = Settings { noise: 0.01, ..Settings::default() };
+        let row = compare_stage("x", &[Some(&b)], &[Some(&c)], Metric::P95, &quiet);
+        assert_eq!(row.verdict, Verdict::Regression, "{row:?}");
+        let c = stage(&spread(30.0, 2000));
+        let row = compare_stage("x", &[Some(&b)], &[Some(&c)], Metric::P95, &Settings::default());
+        assert_eq!(row.verdict, Verdict::Regression, "a 3x rise clears any plausible noise: {row:?}");
+    }
+
+    #[test]
+    fn paired_runs_cancel_shared_noise() {
+        // Machine factor per slot swings 0.7..1.4, the change is +10%, identical within a slot.
+        let factors = [1.0, 0.7, 1.4, 0.9, 1.2, 0.8];
+        let base: Vec<Stage> = factors.iter().map(|f| stage(&spread(10.0 * f, 3000))).collect();
+        let cur: Vec<Stage> = factors.iter().map(|f| stage(&spread(11.0 * f, 3000))).collect();
+        let b: Vec<Option<&Stage>> = base.iter().map(Some).collect();
+        let c: Vec<Option<&Stage>> = cur.iter().map(Some).collect();
+        let unpaired = compare_stage("x", &b, &c, Metric::P95, &Settings::default());
+        assert_eq!(unpaired.verdict, Verdict::Inconclusive, "{unpaired:?}");
+        let paired = compare_stage("x", &b, &c, Metric::P95, &Settings { paired: true, ..Settings::default() });
+        assert_eq!(paired.verdict, Verdict::Regression, "{paired:?}");
+    }
+
+    #[test]
+    fn stages_on_one_side_are_new_or_removed() {
+        let s = stage(&spread(10.0, 100));
+        assert_eq!(compare_stage("x", &[None], &[Some(&s)], Metric::P50, &Settings::default()).verdict, Verdict::New);
+        assert_eq!(
+            compare_stage("x", &[Some(&s)], &[None], Metric::P50, &Settings::default()).verdict,
+            Verdict::Removed
+        );
+    }
+}
