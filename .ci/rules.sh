@@ -39,6 +39,13 @@ dash_path, panel_rules_out = sys.argv[1], sys.argv[2]
 P = "deploy/prometheus/"
 errors = []
 
+def read(path):
+    try:
+        return open(path).read()
+    except OSError as e:
+        errors.append(f"cannot read {path}: {e.strerror}")
+        return ""
+
 # What an mm-trace process exposes (SPEC.md "Prometheus metrics", mm-trace/src/export/prometheus.rs).
 HISTOGRAMS = ["mm_stage_duration_ms", "mm_exchange_req_ms",              # default names
               "mm_stage_duration_seconds", "mm_exchange_req_seconds"]    # prometheus_base_units
@@ -53,7 +60,7 @@ BUILTIN = ["up", "ALERTS", "ALERTS_FOR_STATE"]     # made by Prometheus itself
 EXPOSED = set(SCALARS) | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
 
 # The exporter must still emit these names (the dashboard and the alerts depend on them).
-exporter = open("mm-trace/src/export/prometheus.rs").read()
+exporter = read("mm-trace/src/export/prometheus.rs")
 for name in SCALARS + ["mm_stage_duration_", "mm_exchange_req_"]:
     if f'"{name}' not in exporter:
         errors.append(f"metric {name} is no longer in mm-trace/src/export/prometheus.rs")
@@ -159,10 +166,10 @@ if len(exprs) < 10:
     errors.append(f"dashboard has only {len(exprs)} queries")
 
 # 3. test inputs: real metric names, and `le` values that the exporter really emits
-src = open("mm-trace/src/histogram.rs").read()
+src = read("mm-trace/src/histogram.rs")
 m = re.search(r"PROMETHEUS_BOUNDS_MS\s*:\s*&\[f64\]\s*=\s*&\[([^\]]*)\]", src)
 bounds = [float(x) for x in m.group(1).replace("\n", " ").split(",") if x.strip()] if m else []
-if not bounds:
+if src and not bounds:
     errors.append("cannot read PROMETHEUS_BOUNDS_MS from mm-trace/src/histogram.rs")
 import glob
 for tf in sorted(glob.glob(P + "tests/*.yml")):
