@@ -277,5 +277,12 @@ fn racing_carried_work_and_tick_end_lose_nothing() {
         .filter(|t| ids.contains(&t.tick_id))
         .map(|t| t.spans.iter().filter(|s| s.name == "racer").count() as u64)
         .sum();
-    assert_eq!(in_traces + s.health.late_spans, total, "in trace {in_traces} + late {}; {:?}; {} traces", s.health.late_spans, s.health, traces.len());
+    assert_eq!(
+        in_traces + s.health.late_spans,
+        total,
+        "in trace {in_traces} + late {}; {:?}; {} traces",
+        s.health.late_spans,
+        s.health,
+        traces.len()
+    );
 }

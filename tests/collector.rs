@@ -4,8 +4,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use mm_trace::TraceConfig;
 use mm_trace::__private::{Site, TickGuard};
+use mm_trace::TraceConfig;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 static TICK: Site = Site::tick("tick");

@@ -54,10 +54,8 @@ fn every_slow_tick_has_a_trace_and_no_fast_one_does() {
     assert_eq!(s.health.slow_ticks_kept, slow.len() as u64);
     assert!(s.stage("work").is_none(), "unsampled slow ticks do not feed stage histograms");
     assert_eq!(s.stage("tick_total").unwrap().count, 20);
-    let mut files: Vec<String> = mm_trace::trace_files_written()
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let mut files: Vec<String> =
+        mm_trace::trace_files_written().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     files.sort();
     let mut want: Vec<String> = slow.iter().map(|id| format!("slow_trace_{id}.json")).collect();
     want.sort();

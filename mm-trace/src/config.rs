@@ -109,8 +109,12 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Io { path, source } => write!(f, "{}: cannot read config: {source}", path.display()),
-            ConfigError::Syntax { origin, message } => write!(f, "{origin}: invalid YAML: {message}"),
+            ConfigError::Io { path, source } => {
+                write!(f, "{}: cannot read config: {source}", path.display())
+            }
+            ConfigError::Syntax { origin, message } => {
+                write!(f, "{origin}: invalid YAML: {message}")
+            }
             ConfigError::Invalid { origin, issues } => {
                 for (i, issue) in issues.iter().enumerate() {
                     if i > 0 {
@@ -186,7 +190,12 @@ impl TraceConfig {
                     });
                 }
             },
-            other => return Err(syntax(format!("the document must be a mapping with a `trace:` key, found {}", show(other)))),
+            other => {
+                return Err(syntax(format!(
+                    "the document must be a mapping with a `trace:` key, found {}",
+                    show(other)
+                )));
+            }
         };
         let mut cfg = Self::default();
         let mut issues = Vec::new();
@@ -271,11 +280,7 @@ impl TraceConfig {
                 }
             }
         }
-        if issues.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(ConfigError::Invalid { origin: origin.to_owned(), issues })
-        }
+        if issues.is_empty() { Ok(cfg) } else { Err(ConfigError::Invalid { origin: origin.to_owned(), issues }) }
     }
 
     /// Checks every value's range; the error lists every bad field with what is allowed.
@@ -312,7 +317,12 @@ impl TraceConfig {
                 "must be a number strictly between 0.0 and 1.0 (e.g. 0.99), or null",
             );
         }
-        check(self.slow_ticks_per_sec >= 1, "slow_ticks_per_sec", self.slow_ticks_per_sec.to_string(), "must be a whole number >= 1");
+        check(
+            self.slow_ticks_per_sec >= 1,
+            "slow_ticks_per_sec",
+            self.slow_ticks_per_sec.to_string(),
+            "must be a whole number >= 1",
+        );
         check(
             (1..=1 << 20).contains(&self.max_spans_per_tick),
             "max_spans_per_tick",
@@ -331,12 +341,7 @@ impl TraceConfig {
             self.label_cardinality_cap.to_string(),
             "must be a whole number from 1 to 100000",
         );
-        check(
-            !self.golden_dir.as_os_str().is_empty(),
-            "golden_dir",
-            String::new(),
-            "must be a non-empty path",
-        );
+        check(!self.golden_dir.as_os_str().is_empty(), "golden_dir", String::new(), "must be a non-empty path");
         if issues.is_empty() { Ok(()) } else { Err(ConfigError::Invalid { origin: "<in code>".into(), issues }) }
     }
 }
@@ -345,7 +350,9 @@ fn show(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::String(s) => format!("{s:?}"),
-        other => serde_norway::to_string(other).map(|s| s.trim_end().to_owned()).unwrap_or_else(|_| format!("{other:?}")),
+        other => {
+            serde_norway::to_string(other).map(|s| s.trim_end().to_owned()).unwrap_or_else(|_| format!("{other:?}"))
+        }
     }
 }
 

@@ -52,7 +52,11 @@ impl Summary {
     pub fn table(&self) -> String {
         use std::fmt::Write as _;
         let mut out = String::new();
-        let _ = writeln!(out, "{:<20} {:>9} {:>10} {:>10} {:>10} {:>10}", "stage", "count", "p50 ms", "p95 ms", "p99 ms", "max ms");
+        let _ = writeln!(
+            out,
+            "{:<20} {:>9} {:>10} {:>10} {:>10} {:>10}",
+            "stage", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"
+        );
         for s in &self.stages {
             let _ = writeln!(
                 out,
