@@ -423,7 +423,10 @@ pub fn write_chrome_trace(path: impl AsRef<Path>) -> Result<(), Error> {
 /// ```
 pub mod test_clock {
     /// Switches all threads to the test clock, starting at 0, advancing `step_ns` per read.
+    ///
+    /// Traces still queued are written first, so none of them is converted with the wrong clock.
     pub fn install(step_ns: u64) {
+        crate::imp::flush();
         crate::imp::test_clock_install(step_ns)
     }
 
@@ -432,8 +435,10 @@ pub mod test_clock {
         crate::imp::test_clock_advance(ns)
     }
 
-    /// Returns to the real clock.
+    /// Returns to the real clock, after writing the traces recorded with the test clock (the
+    /// trace worker converts readings to nanoseconds with the clock in force when it writes).
     pub fn uninstall() {
+        crate::imp::flush();
         crate::imp::test_clock_uninstall()
     }
 }
