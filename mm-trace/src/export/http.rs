@@ -117,10 +117,24 @@ impl Drop for MetricsServer {
 }
 
 /// Binds `addr` and serves `/metrics` from a new thread.
-pub(crate) fn serve<A: ToSocketAddrs + fmt::Display>(addr: A, opts: MetricsServerOptions) -> Result<MetricsServer, Error> {
+pub(crate) fn serve<A: ToSocketAddrs + fmt::Display>(
+    addr: A,
+    opts: MetricsServerOptions,
+) -> Result<MetricsServer, Error> {
     let bind_err = |source| Error::Bind { addr: addr.to_string(), source };
     if opts.max_connections == 0 {
         return Err(Error::InvalidArgument("serve_metrics: max_connections must be at least 1".into()));
+    }
+    // A zero socket timeout is refused by std and the socket would stay blocking: one silent
+    // client per slot would hang the endpoint for good.
+    for (name, d) in [
+        ("read_timeout", opts.read_timeout),
+        ("request_timeout", opts.request_timeout),
+        ("write_timeout", opts.write_timeout),
+    ] {
+        if d.is_zero() {
+            return Err(Error::InvalidArgument(format!("serve_metrics: {name} must be greater than zero")));
+        }
     }
     let listener = TcpListener::bind(&addr).map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
@@ -215,9 +229,13 @@ fn read_head(stream: &mut TcpStream, opts: &MetricsServerOptions) -> Head {
         }
         let _ = stream.set_read_timeout(Some(left.min(opts.read_timeout)));
         match stream.read(&mut chunk) {
-            Ok(0) => return if buf.is_empty() { Head::Closed } else { Head::Complete(buf) },
+            Ok(0) => {
+                return if buf.is_empty() { Head::Closed } else { Head::Complete(buf) };
+            }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Head::TimedOut,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Head::TimedOut;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return Head::Closed,
         }
@@ -245,11 +263,15 @@ enum Route {
 }
 
 fn route(head: &[u8]) -> Route {
-    let Ok(text) = std::str::from_utf8(head) else { return Route::BadRequest("request is not UTF-8") };
+    let Ok(text) = std::str::from_utf8(head) else {
+        return Route::BadRequest("request is not UTF-8");
+    };
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let request_line = lines.next().unwrap_or("");
     let parts: Vec<&str> = request_line.split(' ').collect();
-    let [method, target, version] = parts[..] else { return Route::BadRequest("malformed request line") };
+    let [method, target, version] = parts[..] else {
+        return Route::BadRequest("malformed request line");
+    };
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
         return Route::BadRequest("malformed method");
     }
@@ -258,7 +280,9 @@ fn route(head: &[u8]) -> Route {
     }
     match version {
         "HTTP/1.0" | "HTTP/1.1" => {}
-        v if v.starts_with("HTTP/") && v.len() == 8 && v.as_bytes()[6] == b'.' => return Route::VersionNotSupported,
+        v if v.starts_with("HTTP/") && v.len() == 8 && v.as_bytes()[6] == b'.' => {
+            return Route::VersionNotSupported;
+        }
         _ => return Route::BadRequest("malformed HTTP version"),
     }
     for line in lines.filter(|l| !l.is_empty()) {
@@ -286,7 +310,14 @@ fn handle(mut stream: TcpStream, opts: &MetricsServerOptions) {
         Head::Complete(h) => h,
         Head::Closed => return,
         Head::TooLarge => {
-            let _ = write_response(&mut stream, "431 Request Header Fields Too Large", &[], plain, b"request head too large\n", false);
+            let _ = write_response(
+                &mut stream,
+                "431 Request Header Fields Too Large",
+                &[],
+                plain,
+                b"request head too large\n",
+                false,
+            );
             return finish(stream);
         }
         Head::TimedOut => {
@@ -299,7 +330,9 @@ fn handle(mut stream: TcpStream, opts: &MetricsServerOptions) {
             let body = crate::prometheus_text();
             write_response(&mut stream, "200 OK", &[], CONTENT_TYPE, body.as_bytes(), head)
         }
-        Route::NotFound => write_response(&mut stream, "404 Not Found", &[], plain, b"not found: metrics are at /metrics\n", false),
+        Route::NotFound => {
+            write_response(&mut stream, "404 Not Found", &[], plain, b"not found: metrics are at /metrics\n", false)
+        }
         Route::MethodNotAllowed => write_response(
             &mut stream,
             "405 Method Not Allowed",
@@ -308,10 +341,22 @@ fn handle(mut stream: TcpStream, opts: &MetricsServerOptions) {
             b"method not allowed: use GET\n",
             false,
         ),
-        Route::BadRequest(why) => write_response(&mut stream, "400 Bad Request", &[], plain, format!("bad request: {why}\n").as_bytes(), false),
-        Route::VersionNotSupported => {
-            write_response(&mut stream, "505 HTTP Version Not Supported", &[], plain, b"use HTTP/1.0 or HTTP/1.1\n", false)
-        }
+        Route::BadRequest(why) => write_response(
+            &mut stream,
+            "400 Bad Request",
+            &[],
+            plain,
+            format!("bad request: {why}\n").as_bytes(),
+            false,
+        ),
+        Route::VersionNotSupported => write_response(
+            &mut stream,
+            "505 HTTP Version Not Supported",
+            &[],
+            plain,
+            b"use HTTP/1.0 or HTTP/1.1\n",
+            false,
+        ),
     };
     finish(stream);
 }

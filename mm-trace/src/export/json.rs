@@ -54,7 +54,8 @@ pub fn golden_trace_json(trace: &TickTrace) -> String {
             let name = trace.threads.iter().find(|(o, _)| *o == t).map(|(_, n)| n.as_str()).unwrap_or("");
             // The collector names unnamed threads after their process-wide ordinal, which depends
             // on what ran before: use the trace-local number instead.
-            let name = if name.is_empty() || name == format!("thread-{t}") { format!("thread-{i}") } else { name.to_owned() };
+            let name =
+                if name.is_empty() || name == format!("thread-{t}") { format!("thread-{i}") } else { name.to_owned() };
             json!({ "thread": i, "name": name })
         })
         .collect();
@@ -79,8 +80,14 @@ fn order_key(s: &TraceSpan) -> (u64, u64, &str, &str) {
     (s.start_ns, s.end_ns, s.name.as_str(), s.kind)
 }
 
-fn children(by_parent: &HashMap<Option<u32>, Vec<&TraceSpan>>, parent: Option<u32>, thread_no: &dyn Fn(u32) -> u64) -> Vec<Value> {
-    let Some(kids) = by_parent.get(&parent) else { return Vec::new() };
+fn children(
+    by_parent: &HashMap<Option<u32>, Vec<&TraceSpan>>,
+    parent: Option<u32>,
+    thread_no: &dyn Fn(u32) -> u64,
+) -> Vec<Value> {
+    let Some(kids) = by_parent.get(&parent) else {
+        return Vec::new();
+    };
     kids.iter()
         .map(|s| {
             let mut m = Map::new();

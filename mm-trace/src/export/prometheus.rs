@@ -72,13 +72,20 @@ pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
     w.family(
         &format!("mm_stage_duration_{u}"),
         "histogram",
-        &format!("Duration of instrumented stages in {}; stage=\"tick_total\" is whole ticks (every tick, sampled or not).", units.word()),
+        &format!(
+            "Duration of instrumented stages in {}; stage=\"tick_total\" is whole ticks (every tick, sampled or not).",
+            units.word()
+        ),
     );
     for s in &summary.stages {
         w.histogram(&format!("mm_stage_duration_{u}"), &[("stage", &s.name)], &s.histogram);
     }
 
-    w.family(&format!("mm_exchange_req_{u}"), "histogram", &format!("Duration of exchange requests in {}, by verb and api.", units.word()));
+    w.family(
+        &format!("mm_exchange_req_{u}"),
+        "histogram",
+        &format!("Duration of exchange requests in {}, by verb and api.", units.word()),
+    );
     for e in &summary.exchange {
         w.histogram(&format!("mm_exchange_req_{u}"), &[("verb", &e.verb), ("api", &e.api)], &e.stats.histogram);
     }
@@ -91,24 +98,60 @@ pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
     w.counter("mm_ticks_total", "Ticks completed.", summary.ticks);
     w.counter("mm_tick_deadline_miss_total", "Ticks whose tick_total exceeded the deadline.", summary.deadline_misses);
     w.counter("mm_tick_partial_fail_total", "Ticks in which some symbols failed.", summary.partial_fails);
-    w.gauge("mm_parallel_symbols", "Symbols processed in parallel (last value set).", &summary.parallel_symbols.to_string());
+    w.gauge(
+        "mm_parallel_symbols",
+        "Symbols processed in parallel (last value set).",
+        &summary.parallel_symbols.to_string(),
+    );
 
     let h = &summary.health;
     w.counter("mm_trace_ticks_cancelled_total", "Async ticks dropped before completion.", summary.ticks_cancelled);
-    w.family("mm_trace_stage_cancelled_total", "counter", "Async stages dropped before completion (not in the duration histogram).");
+    w.family(
+        "mm_trace_stage_cancelled_total",
+        "counter",
+        "Async stages dropped before completion (not in the duration histogram).",
+    );
     for s in summary.stages.iter().filter(|s| s.cancelled > 0) {
         w.sample("mm_trace_stage_cancelled_total", &[("stage", &s.name)], &s.cancelled.to_string());
     }
     w.counter("mm_trace_spans_recorded_total", "Spans recorded into duration histograms.", h.spans_recorded);
-    w.counter("mm_trace_spans_dropped_total", "Spans left out of a tick's trace by the per-tick span cap (they still fed the histograms).", h.spans_dropped);
-    w.counter("mm_trace_late_spans_total", "Spans from carried work that ended after their tick had ended (histograms only).", h.late_spans);
-    w.counter("mm_trace_traces_dropped_total", "Kept tick traces dropped because the trace queue was full.", h.traces_dropped);
+    w.counter(
+        "mm_trace_spans_dropped_total",
+        "Spans left out of a tick's trace by the per-tick span cap (they still fed the histograms).",
+        h.spans_dropped,
+    );
+    w.counter(
+        "mm_trace_late_spans_total",
+        "Spans from carried work that ended after their tick had ended (histograms only).",
+        h.late_spans,
+    );
+    w.counter(
+        "mm_trace_traces_dropped_total",
+        "Kept tick traces dropped because the trace queue was full.",
+        h.traces_dropped,
+    );
     w.counter("mm_trace_slow_ticks_kept_total", "Slow unsampled ticks whose trace was kept.", h.slow_ticks_kept);
-    w.counter("mm_trace_slow_ticks_rate_limited_total", "Slow-tick traces not kept because of the slow-tick rate limit.", h.slow_ticks_rate_limited);
+    w.counter(
+        "mm_trace_slow_ticks_rate_limited_total",
+        "Slow-tick traces not kept because of the slow-tick rate limit.",
+        h.slow_ticks_rate_limited,
+    );
     w.counter("mm_trace_export_errors_total", "Trace files or exports that failed.", h.export_errors);
-    w.counter("mm_trace_label_overflow_total", "Label values folded into \"other\" by the cardinality cap.", h.label_overflow);
-    w.gauge("mm_trace_overhead_ratio", "Estimated share of tick time spent inside mm-trace (0 to 1).", &float(h.overhead_ratio));
-    w.gauge("mm_trace_span_cost_seconds", "Estimated cost of one recorded span on this machine, seconds.", &float(h.span_cost_ns / 1e9));
+    w.counter(
+        "mm_trace_label_overflow_total",
+        "Label values folded into \"other\" by the cardinality cap.",
+        h.label_overflow,
+    );
+    w.gauge(
+        "mm_trace_overhead_ratio",
+        "Estimated share of tick time spent inside mm-trace (0 to 1).",
+        &float(h.overhead_ratio),
+    );
+    w.gauge(
+        "mm_trace_span_cost_seconds",
+        "Estimated cost of one recorded span on this machine, seconds.",
+        &float(h.span_cost_ns / 1e9),
+    );
     w.out
 }
 
