@@ -1,2 +1,317 @@
-//! Hot-path benchmarks (filled in below).
-fn main() {}
+//! Hot-path cost of mm-trace, every case in one run so the ratios between them mean something.
+//!
+//! ```text
+//! CARGO_TARGET_DIR=/work/target-bench cargo bench --bench hot_path
+//! ```
+//!
+//! Groups (see docs/PERFORMANCE.md for the results and what each case measures):
+//! - `clock`: two raw reads of mm-trace's clock, two `Instant::now()`.
+//! - `stage`: one stage span (enter + drop) recorded in a sampled tick, in an unsampled tick with
+//!   slow-tick capture on and off, outside any tick, with the runtime switched off, and an
+//!   exchange span. Spans run 1000 to a tick; the tick's own begin and end (trace hand-over
+//!   included) are timed too, so work deferred to the tick's end is not hidden.
+//! - `tick_5x2us`: a tick of five stages of ~2 µs spin each, uninstrumented vs sample rates.
+//! - `threads`: per-thread cost of a recorded span with one thread vs two at once.
+//! - `async`: a stage future inside a tokio task next to the same stage as a sync guard.
+//!
+//! After the groups, a ratio table is printed from criterion's own estimates
+//! (`target/criterion/**/new/estimates.json`).
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group};
+use mm_trace::__private::{Instrumented, Site, StageGuard, TickFuture, TickGuard, clock_now, clock_source};
+use mm_trace::TraceConfig;
+
+static TICK: Site = Site::tick("tick");
+static STAGE: Site = Site::stage("fetch_md");
+static EXCHANGE: Site = Site::exchange("POST", "order");
+static WORK: [Site; 5] =
+    [Site::stage("fetch_md"), Site::stage("spread"), Site::stage("guards"), Site::stage("quote"), Site::stage("emit")];
+
+/// Spans per tick in the span benches: well under the default cap of 4096 spans per trace.
+const SPANS_PER_TICK: u64 = 1000;
+
+fn configure(enabled: bool, sample_rate: f64, capture_slow_ticks: bool) {
+    mm_trace::init(TraceConfig {
+        enabled,
+        sample_rate,
+        capture_slow_ticks,
+        export_golden: false,
+        ..Default::default()
+    })
+    .expect("valid config");
+    mm_trace::reset();
+}
+
+/// Times `iters` spans of `site`, run `SPANS_PER_TICK` to a tick (`in_tick`) or with no tick.
+fn spans(iters: u64, site: &'static Site, in_tick: bool) -> Duration {
+    let mut left = iters;
+    let mut total = Duration::ZERO;
+    while left > 0 {
+        let n = left.min(SPANS_PER_TICK);
+        let t0 = Instant::now();
+        let tick = in_tick.then(|| TickGuard::begin(&TICK));
+        for _ in 0..n {
+            let _g = StageGuard::enter(site);
+        }
+        drop(tick);
+        total += t0.elapsed();
+        left -= n;
+    }
+    total
+}
+
+fn clock(c: &mut Criterion) {
+    let mut g = c.benchmark_group("clock");
+    g.bench_function("mm_trace_2_reads", |b| b.iter(|| black_box(clock_now()).wrapping_sub(black_box(clock_now()))));
+    g.bench_function("instant_now_2_reads", |b| b.iter(|| black_box(Instant::now()) - black_box(Instant::now())));
+    g.finish();
+}
+
+fn stage(c: &mut Criterion) {
+    let mut g = c.benchmark_group("stage");
+    configure(true, 1.0, true);
+    g.bench_function("recorded_sampled_tick", |b| b.iter_custom(|n| spans(n, &STAGE, true)));
+    g.bench_function("exchange_sampled_tick", |b| b.iter_custom(|n| spans(n, &EXCHANGE, true)));
+    g.bench_function("no_tick_histogram_only", |b| b.iter_custom(|n| spans(n, &STAGE, false)));
+    configure(true, 0.0, true);
+    g.bench_function("unsampled_capture_on", |b| b.iter_custom(|n| spans(n, &STAGE, true)));
+    configure(true, 0.0, false);
+    g.bench_function("unsampled_capture_off", |b| b.iter_custom(|n| spans(n, &STAGE, true)));
+    configure(false, 1.0, true);
+    g.bench_function("runtime_disabled", |b| b.iter_custom(|n| spans(n, &STAGE, true)));
+    g.finish();
+}
+
+/// Spin iterations that take about 2 µs here (found once, then fixed for every variant).
+fn spin_iters_for_2us() -> u64 {
+    let mut n = 1_000u64;
+    loop {
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            spin(n);
+        }
+        let per = t0.elapsed() / 100;
+        if per >= Duration::from_micros(1) {
+            return (n as f64 * 2_000.0 / per.as_nanos() as f64) as u64;
+        }
+        n *= 2;
+    }
+}
+
+#[inline(never)]
+fn spin(n: u64) -> u64 {
+    let mut x = 1u64;
+    for i in 0..n {
+        x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+    }
+    x
+}
+
+fn tick_bare(n: u64) -> u64 {
+    let mut acc = 0u64;
+    for _ in 0..WORK.len() {
+        acc = acc.wrapping_add(spin(n));
+    }
+    acc
+}
+
+fn tick_traced(n: u64) -> u64 {
+    let _t = TickGuard::begin(&TICK);
+    let mut acc = 0u64;
+    for site in &WORK {
+        let _g = StageGuard::enter(site);
+        acc = acc.wrapping_add(spin(n));
+    }
+    acc
+}
+
+/// The instrumentation of a 5-stage tick alone (no work): what a tick adds to any tick.
+fn tick_5_empty(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tick_5_empty");
+    g.bench_function("bare", |b| b.iter(|| tick_bare(black_box(0))));
+    configure(true, 1.0, true);
+    g.bench_function("rate_1.0", |b| b.iter(|| tick_traced(black_box(0))));
+    configure(true, 0.2, true);
+    g.bench_function("rate_0.2_capture_on", |b| b.iter(|| tick_traced(black_box(0))));
+    configure(true, 0.2, false);
+    g.bench_function("rate_0.2_capture_off", |b| b.iter(|| tick_traced(black_box(0))));
+    configure(true, 0.0, false);
+    g.bench_function("rate_0.0_capture_off", |b| b.iter(|| tick_traced(black_box(0))));
+    configure(false, 1.0, true);
+    g.bench_function("runtime_disabled", |b| b.iter(|| tick_traced(black_box(0))));
+    g.finish();
+}
+
+fn tick_5x2us(c: &mut Criterion) {
+    let n = spin_iters_for_2us();
+    let mut g = c.benchmark_group("tick_5x2us");
+    g.bench_function("bare", |b| b.iter(|| tick_bare(black_box(n))));
+    configure(true, 1.0, true);
+    g.bench_function("rate_1.0", |b| b.iter(|| tick_traced(black_box(n))));
+    configure(true, 0.2, true);
+    g.bench_function("rate_0.2_capture_on", |b| b.iter(|| tick_traced(black_box(n))));
+    configure(true, 0.2, false);
+    g.bench_function("rate_0.2_capture_off", |b| b.iter(|| tick_traced(black_box(n))));
+    configure(false, 1.0, true);
+    g.bench_function("runtime_disabled", |b| b.iter(|| tick_traced(black_box(n))));
+    g.bench_function("bare_again", |b| b.iter(|| tick_bare(black_box(n))));
+    g.finish();
+}
+
+/// Per-thread time of `iters` recorded spans with `threads` threads recording at once: each
+/// thread times its own spans; the mean over the threads is returned.
+fn spans_on_threads(iters: u64, threads: usize) -> Duration {
+    let start = Barrier::new(threads);
+    let total: Duration = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    // Warm this thread's data (first span claims the slot and its cells).
+                    spans(SPANS_PER_TICK, &STAGE, true);
+                    start.wait();
+                    spans(iters, &STAGE, true)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("bench thread")).sum()
+    });
+    total / threads as u32
+}
+
+fn threads(c: &mut Criterion) {
+    configure(true, 1.0, true);
+    let mut g = c.benchmark_group("threads");
+    g.bench_function("recorded_1_thread", |b| b.iter_custom(|n| spans_on_threads(n, 1)));
+    g.bench_function("recorded_2_threads", |b| b.iter_custom(|n| spans_on_threads(n, 2)));
+    g.finish();
+}
+
+fn async_stage(c: &mut Criterion) {
+    configure(true, 1.0, true);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("tokio runtime");
+    let mut g = c.benchmark_group("async");
+    g.bench_function("sync_stage_sampled_tick", |b| b.iter_custom(|n| spans(n, &STAGE, true)));
+    g.bench_function("async_stage_in_task_sampled_tick", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    let mut left = iters;
+                    let mut total = Duration::ZERO;
+                    while left > 0 {
+                        let n = left.min(SPANS_PER_TICK);
+                        total += TickFuture::new(&TICK, async move {
+                            let t0 = Instant::now();
+                            for i in 0..n {
+                                black_box(Instrumented::new(&STAGE, async move { black_box(i) }).await);
+                            }
+                            t0.elapsed()
+                        })
+                        .await;
+                        left -= n;
+                    }
+                    total
+                })
+                .await
+                .expect("bench task")
+            })
+        })
+    });
+    g.bench_function("async_bare_future_in_task", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    let t0 = Instant::now();
+                    for i in 0..iters {
+                        black_box(async move { black_box(i) }.await);
+                    }
+                    t0.elapsed()
+                })
+                .await
+                .expect("bench task")
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, clock, stage, tick_5_empty, tick_5x2us, threads, async_stage);
+
+// ---------------------------------------------------------------------------------------------
+// Ratio table
+
+fn median_ns(group: &str, id: &str) -> Option<f64> {
+    let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| "target".into(), std::path::PathBuf::from);
+    let path = dir.join("criterion").join(group).join(id).join("new").join("estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+fn report() {
+    let get = |g: &str, id: &str| median_ns(g, id);
+    let clock2 = get("clock", "mm_trace_2_reads");
+    println!("\n== mm-trace hot path (clock source: {}) ==", clock_source());
+    let mut rows: Vec<(String, Option<f64>, String)> = Vec::new();
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    };
+    let pct = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:+.2}%", (a / b - 1.0) * 100.0),
+        _ => "-".into(),
+    };
+    rows.push(("clock: two mm-trace reads".into(), clock2, "1.00x".into()));
+    let instant = get("clock", "instant_now_2_reads");
+    rows.push(("clock: two Instant::now".into(), instant, ratio(instant, clock2)));
+    for (id, what, target) in [
+        ("recorded_sampled_tick", "stage recorded (sampled tick)", "<= 1.5x clock"),
+        ("exchange_sampled_tick", "exchange span (sampled tick)", ""),
+        ("no_tick_histogram_only", "stage outside a tick (histogram only)", ""),
+        ("unsampled_capture_on", "stage, unsampled tick, capture on", "<= 1.2x recorded"),
+        ("unsampled_capture_off", "stage, unsampled tick, capture off", "<= 1 ns"),
+        ("runtime_disabled", "stage, enabled: false", "<= 1 ns"),
+    ] {
+        let v = get("stage", id);
+        rows.push((format!("{what} [{target}]"), v, format!("{} of clock", ratio(v, clock2))));
+    }
+    let rec = get("stage", "recorded_sampled_tick");
+    let on = get("stage", "unsampled_capture_on");
+    rows.push(("capture on / recorded".into(), None, ratio(on, rec)));
+    let bare = get("tick_5x2us", "bare");
+    for (id, target) in [
+        ("bare", ""),
+        ("rate_1.0", " [<= 2%]"),
+        ("rate_0.2_capture_on", " [<= 0.5%]"),
+        ("rate_0.2_capture_off", " [<= 0.5%]"),
+        ("runtime_disabled", ""),
+        ("bare_again", ""),
+    ] {
+        let v = get("tick_5x2us", id);
+        rows.push((format!("5-stage ~10 us tick: {id}{target}"), v, format!("{} vs bare", pct(v, bare))));
+    }
+    let one = get("threads", "recorded_1_thread");
+    let two = get("threads", "recorded_2_threads");
+    rows.push(("recorded, 1 thread (per thread)".into(), one, "1.00x".into()));
+    rows.push(("recorded, 2 threads (per thread) [<= 1.2x]".into(), two, ratio(two, one)));
+    let sync = get("async", "sync_stage_sampled_tick");
+    let asy = get("async", "async_stage_in_task_sampled_tick");
+    let bare_fut = get("async", "async_bare_future_in_task");
+    rows.push(("sync stage (sampled tick)".into(), sync, "1.00x".into()));
+    rows.push(("async stage in tokio task (sampled tick)".into(), asy, ratio(asy, sync)));
+    rows.push(("bare future .await in tokio task".into(), bare_fut, String::new()));
+    println!("{:<58} {:>10}  ratio", "case", "ns");
+    for (what, v, r) in rows {
+        let v = v.map_or("-".into(), |v| format!("{v:.2}"));
+        println!("{what:<58} {v:>10}  {r}");
+    }
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    report();
+}

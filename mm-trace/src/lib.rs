@@ -531,6 +531,21 @@ pub mod __private {
     #[cfg(feature = "enabled")]
     pub use crate::site::Site;
 
+    /// One raw read of the clock spans use (calibrating first if needed is the caller's job:
+    /// call [`clock_source`] once). For benchmarks comparing a span with two clock reads.
+    #[cfg(feature = "enabled")]
+    #[inline(always)]
+    pub fn clock_now() -> u64 {
+        crate::clock::now()
+    }
+
+    /// Calibrates the clock if needed and names the source in use (`"tsc"`, `"monotonic"`).
+    #[cfg(feature = "enabled")]
+    pub fn clock_source() -> &'static str {
+        crate::clock::ensure_calibrated();
+        crate::clock::source_name()
+    }
+
     /// The zero-sized guard of compiled-out `stage_guard!`.
     #[derive(Debug, Clone, Copy)]
     pub struct NoopGuard;

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use super::{
-    CAPTURE_SLOW, DEADLINE_NS, ENABLED, NEXT_TICK, SAMPLE_THRESHOLD, SLOW_QUANTILE_NS, SPAN_CAP, TICK_TOTAL, ThreadData,
-    bump, claim_thread_data, release_thread_data, worker,
+    CAPTURE_SLOW, DEADLINE_NS, ENABLED, NEXT_TICK, SAMPLE_THRESHOLD, SLOW_QUANTILE_NS, SPAN_CAP, TICK_TOTAL,
+    ThreadData, bump, claim_thread_data, release_thread_data, worker,
 };
 use crate::clock;
 use crate::site::Site;
@@ -305,13 +305,24 @@ impl Local {
     }
 }
 
+/// This thread's `Local`. `LocalKey::with` with a closure this small always inlines to one
+/// TLS-relative address computation; the hot path then works on the reference directly, which
+/// keeps large closures (that LLVM would call out of line) away from `with`.
+#[inline(always)]
+fn local() -> &'static Local {
+    // SAFETY: `LOCAL` is const-initialised and has no destructor, so it lives as long as the
+    // thread and is never moved; callers use the reference on this thread only, within the call
+    // (no reference is stored anywhere that could outlive the thread or reach another thread).
+    LOCAL.with(|l| unsafe { &*(l as *const Local) })
+}
+
 /// The state a span needs from where it starts: mode, tick id, its id and parent.
 #[inline(always)]
 fn open_span() -> (u8, u64, u32, u32) {
     if !ENABLED.load(Relaxed) {
         return (MODE_OFF, 0, 0, 0);
     }
-    LOCAL.with(|l| match l.current() {
+    match local().current() {
         None => (MODE_FREE, 0, 0, 0),
         Some(t) if t.mode == MODE_COUNT => (MODE_OFF, 0, 0, 0),
         Some(t) => {
@@ -319,35 +330,42 @@ fn open_span() -> (u8, u64, u32, u32) {
             let parent = t.parent.replace(id);
             (t.mode, t.tick_id, id, parent)
         }
-    })
+    }
 }
 
 /// Closes a span: histogram (unless shadow or cancelled), trace of its tick if installed here.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn close_span(site: &'static Site, mode: u8, tick_id: u64, id: u32, parent: u32, start: u64, end: u64, cancelled: bool) {
-    LOCAL.with(|l| {
-        let Some(th) = l.thread_data() else { return };
-        let key = site.key();
-        let cell = th.cell(key);
-        if cancelled {
-            bump(&cell.cancelled, 1);
-        } else if mode != MODE_SHADOW {
-            cell.hist.record(clock::ticks_to_ns(end.saturating_sub(start)));
+fn close_span(
+    site: &'static Site,
+    mode: u8,
+    tick_id: u64,
+    id: u32,
+    parent: u32,
+    start: u64,
+    end: u64,
+    cancelled: bool,
+) {
+    let l = local();
+    let Some(th) = l.thread_data() else { return };
+    let key = site.key();
+    if cancelled {
+        bump(&th.cell(key).cancelled, 1);
+    } else if mode != MODE_SHADOW {
+        th.cell(key).hist.record(clock::ticks_to_ns(end.saturating_sub(start)));
+    }
+    if mode == MODE_FREE {
+        return;
+    }
+    if let Some(t) = l.current()
+        && t.tick_id == tick_id
+    {
+        if t.parent.get() == id {
+            t.parent.set(parent);
         }
-        if mode == MODE_FREE {
-            return;
-        }
-        if let Some(t) = l.current()
-            && t.tick_id == tick_id
-        {
-            if t.parent.get() == id {
-                t.parent.set(parent);
-            }
-            let flag = if cancelled { CANCELLED } else { 0 };
-            t.push(SpanRec { key: key | flag, id, parent, thread: th.ordinal, start, end });
-        }
-    })
+        let flag = if cancelled { CANCELLED } else { 0 };
+        t.push(SpanRec { key: key | flag, id, parent, thread: th.ordinal, start, end });
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,12 +393,20 @@ impl StageGuard {
     }
 }
 
+impl StageGuard {
+    /// Out of line so that the drop glue stays small enough to be inlined at every call site:
+    /// a guard that records nothing then costs one compare, and a recording one one call.
+    #[inline(never)]
+    fn close(&self, end: u64) {
+        close_span(self.site, self.mode, self.tick_id, self.id, self.parent, self.start, end, false);
+    }
+}
+
 impl Drop for StageGuard {
     #[inline(always)]
     fn drop(&mut self) {
         if self.mode != MODE_OFF {
-            let end = clock::now();
-            close_span(self.site, self.mode, self.tick_id, self.id, self.parent, self.start, end, false);
+            self.close(clock::now());
         }
     }
 }
@@ -751,7 +777,9 @@ impl TickContext {
 
     /// Joins the tick on this thread until the guard drops.
     pub fn enter(&self) -> ContextGuard {
-        let Some(shared) = &self.shared else { return ContextGuard { state: None } };
+        let Some(shared) = &self.shared else {
+            return ContextGuard { state: None };
+        };
         LOCAL.with(|l| {
             let mut state = l.take_state(&NO_SITE);
             state.tick_id = shared.tick_id;
@@ -794,7 +822,9 @@ pub struct ContextGuard {
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        let Some(state) = self.state.take() else { return };
+        let Some(state) = self.state.take() else {
+            return;
+        };
         // SAFETY: created in `TickContext::enter` with `Box::into_raw`; this guard owns it.
         let state = unsafe { Box::from_raw(state) };
         LOCAL.with(|l| {

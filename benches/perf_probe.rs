@@ -1,0 +1,156 @@
+//! A fixed workload for instruction counting (`.ci/perf_guard.sh`) and the memory check.
+//!
+//! ```text
+//! perf_probe <case> <n>     run n operations of one case (see CASES), then exit
+//! perf_probe rss [secs]     record 10 M spans/s for secs (default 10) and check peak RSS
+//! ```
+//!
+//! Each case runs its operations inside `probe_loop`, a function that is never inlined so that
+//! callgrind can count only its instructions (`--toggle-collect=*probe_loop*`): start-up, clock
+//! calibration and the trace worker thread are left out, and the count of `n` operations is an
+//! exact, machine-independent number. The guard runs two values of `n` and divides the
+//! difference, which cancels whatever a run does once.
+//!
+//! Built as a `harness = false` bench so it is compiled with the bench profile like the
+//! criterion benches: `cargo bench --bench perf_probe --no-run`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use mm_trace::__private::{Site, StageGuard, TickGuard, clock_source};
+use mm_trace::TraceConfig;
+
+static TICK: Site = Site::tick("tick");
+static STAGE: Site = Site::stage("fetch_md");
+static WORK: [Site; 5] =
+    [Site::stage("fetch_md"), Site::stage("spread"), Site::stage("guards"), Site::stage("quote"), Site::stage("emit")];
+
+/// Spans per tick in the span cases (as in the criterion benches).
+const SPANS_PER_TICK: u64 = 1000;
+
+/// `(name, enabled, sample_rate, capture_slow_ticks, what one operation is)`.
+const CASES: &[(&str, bool, f64, bool, &str)] = &[
+    ("recorded", true, 1.0, true, "stage span in a sampled tick (histogram + trace)"),
+    ("unsampled_capture_on", true, 0.0, true, "stage span in an unsampled tick, slow-tick capture on"),
+    ("unsampled_capture_off", true, 0.0, false, "stage span in an unsampled tick, capture off"),
+    ("disabled", false, 1.0, true, "stage span with enabled: false"),
+    ("tick_sampled", true, 1.0, true, "tick of 5 empty stages, sampled"),
+    ("tick_unsampled", true, 0.0, true, "tick of 5 empty stages, unsampled, capture on"),
+];
+
+fn configure(enabled: bool, sample_rate: f64, capture_slow_ticks: bool) {
+    mm_trace::init(TraceConfig {
+        enabled,
+        sample_rate,
+        capture_slow_ticks,
+        export_golden: false,
+        ..Default::default()
+    })
+    .expect("valid config");
+}
+
+#[inline(never)]
+fn probe_loop(case: &str, n: u64) {
+    if case.starts_with("tick") {
+        for _ in 0..n {
+            let _t = TickGuard::begin(&TICK);
+            for site in &WORK {
+                let _g = StageGuard::enter(site);
+                black_box(site);
+            }
+        }
+        return;
+    }
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(SPANS_PER_TICK);
+        let _t = TickGuard::begin(&TICK);
+        for _ in 0..k {
+            let _g = StageGuard::enter(&STAGE);
+        }
+        left -= k;
+    }
+}
+
+/// Records `rate` spans per second (5-stage sampled ticks) for `secs`; returns peak RSS in kB.
+fn rss(secs: u64, rate: u64) -> (u64, u64, u64) {
+    configure(true, 1.0, true);
+    let start = Instant::now();
+    let mut spans = 0u64;
+    let mut rss_after_1s = 0;
+    for second in 0..secs {
+        let second_end = start + Duration::from_secs(second + 1);
+        let mut done = 0;
+        // 100 slices a second keep the rate even.
+        for slice in 0..100u64 {
+            let target = rate * (slice + 1) / 100;
+            while done < target {
+                let _t = TickGuard::begin(&TICK);
+                for site in &WORK {
+                    let _g = StageGuard::enter(site);
+                }
+                done += WORK.len() as u64;
+            }
+            let slice_end = start + Duration::from_millis(second * 1000 + (slice + 1) * 10);
+            if let Some(d) = slice_end.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+        }
+        spans += done;
+        if second == 0 {
+            rss_after_1s = status_kb("VmRSS");
+        }
+        if Instant::now() > second_end + Duration::from_millis(50) {
+            eprintln!("warning: second {second} overran: this machine cannot sustain {rate} spans/s");
+        }
+    }
+    (spans, status_kb("VmHWM"), rss_after_1s)
+}
+
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let case = args.first().map_or("", String::as_str);
+    if case == "rss" {
+        let secs = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+        let limit_mb = 32;
+        let (spans, hwm_kb, after_1s) = rss(secs, 10_000_000);
+        let s = mm_trace::summary();
+        println!(
+            "rss: {spans} spans in {secs} s ({:.1} M/s), ticks {}, peak RSS (VmHWM) {:.1} MB, RSS after 1 s {:.1} MB, limit {limit_mb} MB",
+            spans as f64 / secs as f64 / 1e6,
+            s.ticks,
+            hwm_kb as f64 / 1024.0,
+            after_1s as f64 / 1024.0
+        );
+        if hwm_kb > limit_mb * 1024 {
+            eprintln!("FAIL: peak RSS {hwm_kb} kB > {limit_mb} MB");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let Some(&(_, enabled, rate, capture, _)) = CASES.iter().find(|c| c.0 == case) else {
+        if case.is_empty() {
+            // `cargo bench` runs every bench binary with `--bench`: nothing to do then.
+            return;
+        }
+        eprintln!("usage: perf_probe <case> <n> | perf_probe rss [secs]; cases:");
+        for c in CASES {
+            eprintln!("  {:<24} {}", c.0, c.4);
+        }
+        std::process::exit(2);
+    };
+    let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    configure(enabled, rate, capture);
+    let _ = clock_source();
+    // Warm up outside the counted function: thread slot, cells, spare tick buffer.
+    probe_loop(case, 2 * SPANS_PER_TICK);
+    probe_loop(case, n);
+}
