@@ -107,7 +107,15 @@ fn invariant_tsc_cpuid() -> bool {
 
 fn calibrate() -> Calibration {
     let _ = epoch();
-    if std::env::var_os("MM_TRACE_CLOCK").is_some_and(|v| v == "monotonic") || !tsc_trusted() {
+    // `MM_TRACE_CLOCK=monotonic` forces `Instant`; `=tsc` skips the trust check (for the
+    // instruction-count guard, which needs the same code path on every x86_64 machine).
+    let forced = std::env::var_os("MM_TRACE_CLOCK");
+    let tsc = match forced.as_ref().and_then(|v| v.to_str()) {
+        Some("monotonic") => false,
+        Some("tsc") => cfg!(target_arch = "x86_64"),
+        _ => tsc_trusted(),
+    };
+    if !tsc {
         return Calibration { mode: MODE_INSTANT, mult: 1 << 32, anchor: (0, 0) };
     }
     // Median of three 2 ms windows; each end point is the tightest of 16 TSC/Instant brackets,

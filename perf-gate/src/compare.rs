@@ -82,7 +82,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             threshold: 0.03,
-            confidence: 0.95,
+            confidence: 0.99,
             noise: 0.20,
             min_runs: 3,
             iterations: 2000,
@@ -155,19 +155,18 @@ pub struct Comparison {
     pub verdict: Verdict,
 }
 
-/// A run's histogram prepared for fast quantile draws.
+/// A run's quantile: its point estimate and a pool of bootstrap draws of it.
 struct Run {
     /// Point estimate of the quantile (nearest rank, bucket midpoint), ms.
     point_ms: f64,
-    n: f64,
-    k: f64,
-    cum: Vec<f64>,
-    lower: Vec<f64>,
-    width: Vec<f64>,
+    /// log of draws of the quantile from the run's own sampling distribution.
+    pool: Vec<f64>,
 }
 
 impl Run {
-    fn new(stage: &Stage, q: f64) -> Option<Run> {
+    /// Prepares `draws` within-run draws: the k-th order statistic of n samples sits at a
+    /// Beta(k, n+1-k) position of the CDF, mapped through the bucket CDF (linear in a bucket).
+    fn new(stage: &Stage, q: f64, draws: usize, rng: &mut Rng) -> Option<Run> {
         let point_ms = stage.quantile_ms(q)?;
         if point_ms <= 0.0 {
             return None;
@@ -179,26 +178,26 @@ impl Run {
             cum.push(total);
         }
         let n = stage.count as f64;
-        Some(Run {
-            point_ms,
-            n,
-            k: (q * n).ceil().clamp(1.0, n),
-            cum,
-            lower: stage.buckets.iter().map(|b| b.lower_ns as f64 / 1e6).collect(),
-            width: stage.buckets.iter().map(|b| (b.upper_ns - b.lower_ns) as f64 / 1e6).collect(),
-        })
+        let k = (q * n).ceil().clamp(1.0, n);
+        let pool = (0..draws)
+            .map(|_| {
+                let u = if n <= 1.0 { rng.uniform() } else { rng.beta(k, n + 1.0 - k) };
+                let x = u * n;
+                let i = cum.partition_point(|&c| c < x).min(cum.len() - 1);
+                let before = if i == 0 { 0.0 } else { cum[i - 1] };
+                let frac = ((x - before) / (cum[i] - before)).clamp(0.0, 1.0);
+                let b = &stage.buckets[i];
+                let ms = (b.lower_ns as f64 + frac * (b.upper_ns - b.lower_ns) as f64) / 1e6;
+                // A value of exactly 0 ns (the first linear bucket) would give log(0).
+                ms.max(1e-7).ln()
+            })
+            .collect();
+        Some(Run { point_ms, pool })
     }
 
     /// log of one bootstrap draw of this run's quantile.
     fn draw_log(&self, rng: &mut Rng) -> f64 {
-        let u = if self.n <= 1.0 { rng.uniform() } else { rng.beta(self.k, self.n + 1.0 - self.k) };
-        let x = u * self.n;
-        let i = self.cum.partition_point(|&c| c < x).min(self.cum.len() - 1);
-        let before = if i == 0 { 0.0 } else { self.cum[i - 1] };
-        let in_bucket = self.cum[i] - before;
-        let frac = ((x - before) / in_bucket).clamp(0.0, 1.0);
-        // A value of exactly 0 ns (the first linear bucket) would give log(0); keep it positive.
-        (self.lower[i] + frac * self.width[i]).max(1e-7).ln()
+        self.pool[rng.below(self.pool.len())]
     }
 }
 
@@ -229,8 +228,14 @@ pub fn compare_stage(
     settings: &Settings,
 ) -> Comparison {
     let q = metric.quantile();
-    let prep =
-        |side: &[Option<&Stage>]| -> Vec<Option<Run>> { side.iter().map(|s| s.and_then(|s| Run::new(s, q))).collect() };
+    let mut rng = Rng::new(settings.seed ^ fnv(name) ^ (metric as u64).wrapping_mul(0x9E37_79B9));
+    let mut prep = |side: &[Option<&Stage>]| -> Vec<Option<Run>> {
+        // Each run is drawn about 4 * iterations / runs times; a pool of that size (at least 64)
+        // represents its sampling distribution without a Beta draw per use.
+        let runs = side.iter().flatten().count().max(1);
+        let draws = (4 * settings.iterations / runs).clamp(64, settings.iterations.max(64));
+        side.iter().map(|s| s.and_then(|s| Run::new(s, q, draws, &mut rng))).collect()
+    };
     let (b_all, c_all) = (prep(baseline), prep(current));
     let b: Vec<&Run> = b_all.iter().flatten().collect();
     let c: Vec<&Run> = c_all.iter().flatten().collect();
@@ -259,7 +264,6 @@ pub fn compare_stage(
         (false, false) => {}
     }
     let center = (row.current_ms.unwrap_or(1.0) / row.baseline_ms.unwrap_or(1.0)).ln();
-    let mut rng = Rng::new(settings.seed ^ fnv(name) ^ (metric as u64).wrapping_mul(0x9E37_79B9));
     let pairs: Vec<(&Run, &Run)> =
         b_all.iter().zip(&c_all).filter_map(|(x, y)| Some((x.as_ref()?, y.as_ref()?))).collect();
     let (dev, df, noise) = if settings.paired && pairs.len() >= settings.min_runs.max(2) {
