@@ -199,6 +199,6 @@ mod tests {
             verdict: Verdict::Regression,
         };
         let s = summary_line(&[row], &Settings::default());
-        assert_eq!(s, "**FAIL** — 1 regression (tick_total p95 +14.2% (95% CI +11.0%..+17.5%))");
+        assert_eq!(s, "**FAIL** — 1 regression (tick_total p95 +14.2% (99% CI +11.0%..+17.5%))");
     }
 }

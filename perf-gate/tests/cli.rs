@@ -1,0 +1,320 @@
+//! The command line end to end: exit codes, one-line errors, reports, and a seeded fuzz loop
+//! over mutated profiles and random argument vectors (never a panic, always exit 0, 1 or 2).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use perf_gate::stats::Rng;
+
+fn run(args: &[&str]) -> (u8, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut argv = vec!["perf-gate"];
+    argv.extend_from_slice(args);
+    let code = perf_gate::run_with_output(argv, &mut out, &mut err);
+    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("perf-gate-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes `runs` profiles whose tick_total/fetch_md are scaled by `factor`, with per-run noise.
+fn write_runs(d: &Path, prefix: &str, runs: usize, factor: f64, seed: u64) -> Vec<String> {
+    let mut rng = Rng::new(seed);
+    (0..runs)
+        .map(|i| {
+            let noise = 1.0 + 0.01 * rng.normal();
+            let tick = common::lognormal_stage(&mut rng, 3000, 20.0, 0.3, factor * noise);
+            let fetch = common::lognormal_stage(&mut rng, 3000, 5.0, 0.3, noise);
+            let path = d.join(format!("{prefix}{i}.json"));
+            std::fs::write(&path, common::profile_json(&[("tick_total", &tick), ("fetch_md", &fetch)], 3000, 30, 3))
+                .unwrap();
+            path.display().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn regression_fails_with_a_report_and_identical_runs_pass() {
+    let d = dir("reg");
+    let base = write_runs(&d, "base", 5, 1.0, 1);
+    let slow = write_runs(&d, "slow", 5, 1.25, 2);
+    let same = write_runs(&d, "same", 5, 1.0, 3);
+    let report = d.join("out/report.md");
+    let mut args = vec!["--baseline"];
+    args.extend(base.iter().map(String::as_str));
+    args.push("--current");
+    args.extend(slow.iter().map(String::as_str));
+    args.extend(["--report", report.to_str().unwrap(), "--metric", "p50,p95", "--metric", "p99"]);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("FAIL — "), "{out}");
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(md.contains("**FAIL** — "), "{md}");
+    assert!(md.contains("## p50") && md.contains("## p95") && md.contains("## p99"), "{md}");
+    assert!(md.contains("| `tick_total` |") && md.contains("🔴 regression") && md.contains("`▲█"), "{md}");
+    assert!(md.contains("| `fetch_md` |"), "{md}");
+
+    // Same runs given as repeated flags; identical distributions pass.
+    let mut args = Vec::new();
+    for b in &base {
+        args.extend(["--baseline", b.as_str()]);
+    }
+    for s in &same {
+        args.extend(["-c", s.as_str()]);
+    }
+    let (code, out, _) = run(&args);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("PASS — "), "{out}");
+    // Deterministic.
+    assert_eq!(run(&args).1, out);
+}
+
+#[test]
+fn new_and_removed_stages_are_reported_not_errors() {
+    let d = dir("new");
+    let mut rng = Rng::new(5);
+    let tick = common::lognormal_stage(&mut rng, 500, 20.0, 0.3, 1.0);
+    let a = d.join("a.json");
+    let b = d.join("b.json");
+    std::fs::write(&a, common::profile_json(&[("tick_total", &tick), ("old", &tick)], 500, 0, 0)).unwrap();
+    std::fs::write(&b, common::profile_json(&[("tick_total", &tick), ("fresh", &tick)], 500, 0, 0)).unwrap();
+    let report = d.join("r.md");
+    let (code, out, err) = run(&["-b", a.to_str().unwrap(), "-c", b.to_str().unwrap(), "-r", report.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(md.contains("🆕 new") && md.contains("➖ removed"), "{md}");
+}
+
+#[test]
+fn input_errors_are_one_line_exit_2_and_leave_no_report() {
+    let d = dir("err");
+    let good = write_runs(&d, "good", 1, 1.0, 9).remove(0);
+    let text = std::fs::read_to_string(&good).unwrap();
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("empty.json", String::new(), "empty file"),
+        ("notjson.json", "hello".into(), "not valid JSON"),
+        ("v2.json", text.replace("\"schema_version\": 1", "\"schema_version\": 2"), "unsupported schema_version 2"),
+        ("neg.json", text.replacen("\"sum_ms\": ", "\"sum_ms\": -", 1), "is negative"),
+        ("other.json", "{\"schema\": \"x\"}".into(), "schema is \"x\""),
+    ];
+    let report = d.join("r.md");
+    for (name, body, want) in cases {
+        let p = d.join(name);
+        std::fs::write(&p, body).unwrap();
+        let (code, out, err) = run(&["-b", &good, "-c", p.to_str().unwrap(), "-r", report.to_str().unwrap()]);
+        assert_eq!(code, 2, "{name}: {out}{err}");
+        assert!(err.starts_with(&format!("perf-gate: {}: ", p.display())), "{err}");
+        assert!(err.contains(want), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!report.exists(), "no report on error");
+    }
+    let (code, _, err) = run(&["-b", &good, "-c", "/nonexistent/x.json"]);
+    assert_eq!((code, err.as_str()), (2, "perf-gate: /nonexistent/x.json: file not found\n"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    for args in [
+        &[][..],
+        &["--baseline", "a.json"],
+        &["--current"],
+        &["-b", "a", "-c", "b", "--threshold-pct", "NaN"],
+        &["-b", "a", "-c", "b", "--metric", "p42"],
+        &["canary"],
+        &["canary", "--prometheus", "http://x"],
+    ] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(!err.is_empty());
+    }
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for want in [
+        "--baseline",
+        "--current",
+        "--report",
+        "--threshold-pct",
+        "--metric",
+        "--paired",
+        "--noise-pct",
+        "Exit status",
+        "canary",
+    ] {
+        assert!(out.contains(want), "help lacks {want}: {out}");
+    }
+    let (code, out, _) = run(&["canary", "--help"]);
+    assert_eq!(code, 0);
+    for want in [
+        "--prometheus",
+        "--canary-selector",
+        "--window",
+        "--max-p95-increase-pct",
+        "--max-deadline-miss-pct",
+        "--max-partial-fail-pct",
+    ] {
+        assert!(out.contains(want), "canary help lacks {want}");
+    }
+}
+
+#[test]
+fn canary_from_profiles() {
+    let d = dir("canary");
+    let mut rng = Rng::new(11);
+    let base = common::lognormal_stage(&mut rng, 1000, 20.0, 0.2, 1.0);
+    let slow = common::lognormal_stage(&mut rng, 1000, 20.0, 0.2, 1.3);
+    let same = common::lognormal_stage(&mut rng, 1000, 20.0, 0.2, 1.0);
+    let write = |name: &str, s: &perf_gate::profile::Stage, misses, fails| {
+        let p = d.join(name);
+        std::fs::write(&p, common::profile_json(&[("tick_total", s)], 1000, misses, fails)).unwrap();
+        p.display().to_string()
+    };
+    let b = write("b.json", &base, 5, 5);
+    let report = d.join("canary.md");
+    let cases = [
+        (write("slow.json", &slow, 0, 0), 1, "ROLLBACK: tick_total p95 increase"),
+        (write("miss.json", &same, 30, 0), 1, "ROLLBACK: deadline-miss rate 3.00% > 2.00%"),
+        (write("fail.json", &same, 0, 60), 1, "ROLLBACK: partial-fail rate 6.00% > 5.00%"),
+        (write("ok.json", &same, 10, 10), 0, "PROMOTE: all three rules within limits"),
+    ];
+    for (c, want_code, want) in cases {
+        let (code, out, err) = run(&["canary", "--baseline", &b, "--canary", &c, "--report", report.to_str().unwrap()]);
+        assert_eq!(code, want_code, "{out}{err}");
+        assert!(out.starts_with(want), "{out}");
+        assert!(std::fs::read_to_string(&report).unwrap().contains(if want_code == 0 {
+            "**PROMOTE**"
+        } else {
+            "**ROLLBACK**"
+        }));
+    }
+    let (code, out, _) = run(&[
+        "canary",
+        "--baseline",
+        &b,
+        "--canary",
+        &d.join("slow.json").display().to_string(),
+        "--max-p95-increase-pct",
+        "50",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, _, err) = run(&[
+        "canary",
+        "--prometheus",
+        "https://x:9090",
+        "--canary-selector",
+        "a=\"1\"",
+        "--baseline-selector",
+        "a=\"2\"",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("only http://"), "{err}");
+}
+
+/// Seeded fuzzing: mutate a valid profile (byte flips, truncation, value swaps) and feed random
+/// argument vectors; every outcome must be an exit code, never a panic.
+#[test]
+fn fuzz_profiles_and_arguments_never_panic() {
+    let d = dir("fuzz");
+    let good = write_runs(&d, "g", 1, 1.0, 21).remove(0);
+    let text = std::fs::read_to_string(&good).unwrap();
+    let mut rng = Rng::new(0xf022);
+    let tokens = [
+        "null",
+        "-1",
+        "1e400",
+        "0",
+        "18446744073709551616",
+        "\"x\"",
+        "[]",
+        "{}",
+        "[1,2]",
+        "[[1,0,1]]",
+        "true",
+        "-0.0",
+        "1.5",
+        "[[0,1,18446744073709551615],[1,2,1]]",
+    ];
+    let mut codes = [0usize; 3];
+    for i in 0..400 {
+        let mut bytes = text.clone().into_bytes();
+        match i % 4 {
+            0 => {
+                for _ in 0..1 + rng.below(4) {
+                    let at = rng.below(bytes.len());
+                    bytes[at] = rng.below(256) as u8;
+                }
+            }
+            1 => bytes.truncate(rng.below(bytes.len())),
+            _ => {
+                // Replace one JSON value after a random key with a hostile token.
+                let s = String::from_utf8_lossy(&bytes).into_owned();
+                let colons: Vec<usize> = s.match_indices(": ").map(|(i, _)| i + 2).collect();
+                let at = colons[rng.below(colons.len())];
+                let end = s[at..].find([',', '\n', '}']).map_or(s.len(), |e| at + e);
+                let tok = tokens[rng.below(tokens.len())];
+                bytes = format!("{}{}{}", &s[..at], tok, &s[end..]).into_bytes();
+            }
+        }
+        let p = d.join("m.json");
+        std::fs::write(&p, &bytes).unwrap();
+        let parsed = perf_gate::profile::parse(&bytes, &p);
+        let (code, _, err) = run(&["-b", &good, "-c", p.to_str().unwrap(), "-m", "p50,p95,p99", "--bootstrap", "200"]);
+        assert!(code <= 2);
+        assert_eq!(parsed.is_err(), code == 2, "{err}");
+        if code == 2 {
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+        let (ccode, _, _) = run(&["canary", "--baseline", &good, "--canary", p.to_str().unwrap()]);
+        assert!(ccode <= 2);
+        codes[code as usize] += 1;
+    }
+    assert!(codes[2] > 100 && codes[0] + codes[1] > 10, "mutations should both break and keep profiles: {codes:?}");
+
+    let words = [
+        "--baseline",
+        "--current",
+        "-b",
+        "-c",
+        "--report",
+        "--metric",
+        "p95",
+        "p50,p99",
+        "--threshold-pct",
+        "3",
+        "-1",
+        "nan",
+        "--paired",
+        "--noise-pct",
+        "1e308",
+        "--min-runs",
+        "1",
+        "--bootstrap",
+        "200",
+        "canary",
+        "--canary",
+        "--prometheus",
+        "http://127.0.0.1:1",
+        "--window",
+        "0s",
+        "5m",
+        "--confidence-pct",
+        "99.99",
+        "--help-x",
+        "",
+        "--seed",
+        "18446744073709551615",
+    ];
+    for _ in 0..500 {
+        let mut args: Vec<String> = (0..rng.below(8)).map(|_| words[rng.below(words.len())].to_owned()).collect();
+        if rng.below(2) == 0 {
+            args.extend(["-b".into(), good.clone(), "-c".into(), good.clone()]);
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, _) = run(&argv);
+        assert!(code <= 2, "{argv:?}");
+    }
+}
