@@ -146,6 +146,9 @@ fn exposition_histograms_hold_their_invariants_and_match_the_summary() {
     assert_eq!(text, mm_trace::prometheus_text_units(PrometheusUnits::Seconds));
 }
 
+/// One histogram series: `(le, cumulative count)` buckets, `_sum`, `_count`.
+type Series = (Vec<(f64, f64)>, Option<f64>, Option<f64>);
+
 fn check_histogram_invariants(exp: &Exposition, units: PrometheusUnits) {
     let (suffix, ms_per_unit) = unit(units);
     let documented: Vec<f64> = PROMETHEUS_BOUNDS_MS.iter().map(|b| b / ms_per_unit).chain([f64::INFINITY]).collect();
@@ -160,7 +163,7 @@ fn check_histogram_invariants(exp: &Exposition, units: PrometheusUnits) {
         }
         histograms += 1;
         assert!(name.ends_with(suffix), "{name} in {units:?}");
-        let mut series: BTreeMap<Vec<(String, String)>, (Vec<(f64, f64)>, Option<f64>, Option<f64>)> = BTreeMap::new();
+        let mut series: BTreeMap<Vec<(String, String)>, Series> = BTreeMap::new();
         for smp in &fam.samples {
             let entry = series.entry(smp.series_key()).or_default();
             if smp.name.ends_with("_bucket") {

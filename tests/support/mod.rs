@@ -1,6 +1,8 @@
 //! Helpers shared by the exporter tests: temp dirs, an exposition parser, external tools,
 //! a minimal HTTP client.
 
+#![allow(dead_code, reason = "every test file uses a different part of this module")]
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

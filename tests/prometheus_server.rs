@@ -1,0 +1,243 @@
+//! A real Prometheus server (the `prometheus` binary, Debian package `prometheus`) scrapes this
+//! process's `/metrics` endpoint on loopback; the values it stored, read back through its HTTP
+//! API, must equal what the process recorded.
+//!
+//! Missing binary: a notice and a pass, unless `CI=true` (then a failure).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mm_trace::__private::{Site, StageGuard, TickGuard};
+use mm_trace::{TraceConfig, test_clock};
+use serde_json::Value;
+use support::{Exposition, TempDir, http_raw, require_tool};
+
+static TICK: Site = Site::tick("tick");
+static FETCH_MD: Site = Site::stage("fetch_md");
+static POST_ORDER: Site = Site::exchange("POST", "order");
+
+/// The Prometheus process; killed and reaped on every path out of the test (panics included).
+struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Prometheus {
+    fn start(binary: &Path, dir: &Path, target: SocketAddr) -> Prometheus {
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: mm\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let log = dir.join("prometheus.log");
+        // A free port: bind, read it, release it. Prometheus failing to bind shows in its log.
+        let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.join("prometheus.err")).unwrap())
+            .spawn()
+            .expect("cannot start prometheus");
+        Prometheus { child, addr, log }
+    }
+
+    fn logs(&self) -> String {
+        let err = self.log.with_file_name("prometheus.err");
+        format!(
+            "{}{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+            std::fs::read_to_string(err).unwrap_or_default()
+        )
+    }
+
+    /// An instant query: `labels (without job, instance) -> value`, or `None` while the server
+    /// is not answering yet.
+    fn query(&mut self, promql: &str) -> Option<BTreeMap<Vec<(String, String)>, f64>> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("prometheus exited ({status}):\n{}", self.logs());
+        }
+        let req = format!("GET /api/v1/query?query={} HTTP/1.0\r\nHost: {}\r\n\r\n", percent_encode(promql), self.addr);
+        let r = http_raw(self.addr, req.as_bytes()).ok()?;
+        if r.status != 200 {
+            return None;
+        }
+        let v: Value = serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body));
+        assert_eq!(v["status"], "success", "{promql}: {v}");
+        let mut out = BTreeMap::new();
+        for s in v["data"]["result"].as_array().unwrap() {
+            let labels: Vec<(String, String)> = s["metric"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| !["job", "instance"].contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                .collect();
+            let value = s["value"][1].as_str().unwrap();
+            let value = match value {
+                "+Inf" => f64::INFINITY,
+                "NaN" => f64::NAN,
+                v => v.parse().unwrap(),
+            };
+            out.insert(labels, value);
+        }
+        Some(out)
+    }
+
+    /// Polls `promql` until `ok` accepts its result (bounded), returning that result.
+    fn wait_for(
+        &mut self,
+        promql: &str,
+        limit: Duration,
+        ok: impl Fn(&BTreeMap<Vec<(String, String)>, f64>) -> bool,
+    ) -> BTreeMap<Vec<(String, String)>, f64> {
+        let deadline = Instant::now() + limit;
+        let mut last = None;
+        loop {
+            if let Some(r) = self.query(promql) {
+                if ok(&r) {
+                    return r;
+                }
+                last = Some(r);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus never reported the expected {promql} (last: {last:?})\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `n` ticks of known duration (test clock): fetch_md 1..n ms, an order request of 2 ms, a
+/// deadline miss on tick `miss`, guard trips on every tick.
+fn record(first: u64, n: u64, miss: u64) {
+    test_clock::install(1_000);
+    for i in first..first + n {
+        let _t = TickGuard::begin(&TICK);
+        {
+            let _g = StageGuard::enter(&FETCH_MD);
+            test_clock::advance(i * 1_000_000);
+        }
+        {
+            let _e = StageGuard::enter(&POST_ORDER);
+            test_clock::advance(2_000_000);
+        }
+        if i == miss {
+            test_clock::advance(300_000_000);
+        }
+        mm_trace::guard_trip(if i % 2 == 0 { "vol_soft" } else { "say \"hi\"\nnow" });
+    }
+    test_clock::uninstall();
+}
+
+#[test]
+fn prometheus_stores_exactly_what_the_process_recorded() {
+    let Some(binary) = require_tool("prometheus") else { return };
+    mm_trace::init(TraceConfig { sample_rate: 1.0, export_golden: false, ..Default::default() }).unwrap();
+    mm_trace::reset();
+    // The trace worker measures its span cost with the clock once: not from the test clock.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mm_trace::summary().health.span_cost_ns <= 0.0 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let server = mm_trace::serve_metrics("127.0.0.1:0").unwrap();
+    let dir = TempDir::new("prometheus");
+    let t0 = Instant::now();
+    let mut prom = Prometheus::start(&binary, dir.path(), server.local_addr());
+
+    // First half while Prometheus is starting, second half once it has scraped the first.
+    record(1, 6, 0);
+    mm_trace::set_parallel_symbols(3);
+    prom.wait_for("up", Duration::from_secs(60), |r| r.values().any(|v| *v == 1.0));
+    prom.wait_for("mm_ticks_total", Duration::from_secs(60), |r| r.values().any(|v| *v == 6.0));
+    record(7, 6, 9);
+    mm_trace::set_parallel_symbols(8);
+    // Recording has stopped: wait for a scrape that has the final values.
+    prom.wait_for("mm_ticks_total", Duration::from_secs(60), |r| r.values().any(|v| *v == 12.0));
+    prom.wait_for("mm_parallel_symbols", Duration::from_secs(60), |r| r.values().any(|v| *v == 8.0));
+
+    let one = |prom: &mut Prometheus, q: &str| -> f64 {
+        let r = prom.query(q).unwrap();
+        assert_eq!(r.len(), 1, "{q}: {r:?}");
+        *r.values().next().unwrap()
+    };
+    // What the process recorded, independently of any exporter.
+    assert_eq!(one(&mut prom, "mm_ticks_total"), 12.0);
+    assert_eq!(one(&mut prom, r#"mm_stage_duration_ms_count{stage="tick_total"}"#), 12.0);
+    assert_eq!(one(&mut prom, r#"mm_stage_duration_ms_count{stage="fetch_md"}"#), 12.0);
+    assert_eq!(one(&mut prom, r#"mm_exchange_req_ms_count{verb="POST",api="order"}"#), 12.0);
+    // Ticks last 3..14 ms, tick 9 another 300 ms.
+    assert_eq!(one(&mut prom, r#"mm_stage_duration_ms_bucket{stage="tick_total",le="10"}"#), 7.0);
+    assert_eq!(one(&mut prom, r#"mm_stage_duration_ms_bucket{stage="tick_total",le="300"}"#), 11.0);
+    assert_eq!(one(&mut prom, r#"mm_stage_duration_ms_bucket{stage="tick_total",le="+Inf"}"#), 12.0);
+    let fetch_sum = one(&mut prom, r#"mm_stage_duration_ms_sum{stage="fetch_md"}"#);
+    assert_eq!(fetch_sum, 78.012, "1 + 2 + ... + 12 ms, plus one 1 us clock step each");
+    assert_eq!(one(&mut prom, "mm_tick_deadline_miss_total"), 1.0);
+    assert_eq!(one(&mut prom, "mm_parallel_symbols"), 8.0);
+    assert_eq!(one(&mut prom, r#"mm_guard_trips_total{reason="vol_soft"}"#), 6.0);
+    assert_eq!(one(&mut prom, r#"mm_guard_trips_total{reason="say \"hi\"\nnow"}"#), 6.0);
+    let by_reason = prom.query("sum by (reason) (mm_guard_trips_total)").unwrap();
+    assert_eq!(by_reason.len(), 2, "{by_reason:?}");
+    let q = "histogram_quantile(0.5, mm_stage_duration_ms_bucket{stage=\"tick_total\"})";
+    let p50 = one(&mut prom, q);
+    assert!((5.0..=10.0).contains(&p50), "PromQL p50 of tick_total: {p50}");
+
+    // And every series Prometheus holds equals the exposition the process serves now.
+    let ours = Exposition::parse(&mm_trace::prometheus_text());
+    let stored = prom.query(r#"{__name__=~"mm_.+"}"#).unwrap();
+    let mut compared = 0;
+    for fam in ours.families.values() {
+        for s in &fam.samples {
+            let mut key: Vec<(String, String)> = s.labels.clone();
+            key.push(("__name__".into(), s.name.clone()));
+            key.sort();
+            let got = stored.iter().find(|(k, _)| {
+                let mut k = (*k).clone();
+                k.sort();
+                k == key
+            });
+            let got = got.unwrap_or_else(|| panic!("Prometheus has no {} {:?}", s.name, s.labels)).1;
+            assert_eq!(*got, s.value, "{} {:?}", s.name, s.labels);
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, stored.len(), "Prometheus holds series the process does not serve");
+    eprintln!(
+        "prometheus: {compared} series equal after {:?}; tick_total p50 via histogram_quantile = {p50} ms",
+        t0.elapsed()
+    );
+    drop(prom);
+    drop(server);
+}
