@@ -66,6 +66,24 @@ impl Rng {
     }
 }
 
+/// The OS wakes a sleeper late by tens of microseconds; at a time scale of 0.1 that would add
+/// ten times as much simulated latency. Learn the usual oversleep and ask for that much less.
+static OVERSLEEP_NS: AtomicU64 = AtomicU64::new(50_000);
+
+fn precise_sleep(want: Duration) {
+    let want_ns = u64::try_from(want.as_nanos()).unwrap_or(u64::MAX);
+    let guess = OVERSLEEP_NS.load(Relaxed);
+    let started = std::time::Instant::now();
+    std::thread::sleep(Duration::from_nanos(want_ns.saturating_sub(guess)));
+    let slept = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    if want_ns > guess {
+        // Moving average of the oversleep (weight 1/8), bounded to stay sane under load spikes.
+        let over = slept.saturating_sub(want_ns - guess).min(2_000_000);
+        let next = (guess * 7 + over) / 8;
+        OVERSLEEP_NS.store(next, Relaxed);
+    }
+}
+
 /// The simulated exchange and market.
 #[derive(Debug)]
 pub struct Bot {
@@ -110,7 +128,7 @@ impl Bot {
     }
 
     fn sleep_ms(&self, ms: f64) {
-        std::thread::sleep(Duration::from_secs_f64(ms * self.time_scale / 1000.0));
+        precise_sleep(Duration::from_secs_f64(ms * self.time_scale / 1000.0));
     }
 
     /// One sequential tick: every symbol in turn.
@@ -146,8 +164,8 @@ impl Bot {
 
     #[exchange_req(verb = "GET", api = "book")]
     fn get_book(&self, sym: &str) -> Result<Book, BotError> {
-        self.sleep_ms(self.latency((29.0, 0.35), (56.0, 0.33)));
-        if self.rng.uniform() < 0.002 {
+        self.sleep_ms(self.latency((28.0, 0.35), (53.0, 0.33)));
+        if self.rng.uniform() < 0.001 {
             return Err(BotError(format!("{sym}: book request timed out")));
         }
         let mid = 100.0 + 10.0 * self.rng.uniform();
@@ -176,7 +194,7 @@ impl Bot {
             mm_trace::guard_trip("vol_soft");
         } else if r < 0.013 {
             mm_trace::guard_trip("inventory_limit");
-        } else if r < 0.014 {
+        } else if r < 0.0135 {
             mm_trace::guard_trip("stale_book");
             return Err(BotError(format!("{sym}: stale book, quote {quote:.4} withheld")));
         }
@@ -196,8 +214,8 @@ impl Bot {
 
     #[exchange_req(verb = "POST", api = "order")]
     fn place_order(&self, sym: &str, _quote: f64) -> Result<(), BotError> {
-        self.sleep_ms(self.latency((13.0, 0.4), (27.0, 0.33)));
-        if self.rng.uniform() < 0.003 {
+        self.sleep_ms(self.latency((12.6, 0.4), (26.0, 0.33)));
+        if self.rng.uniform() < 0.0015 {
             return Err(BotError(format!("{sym}: order rejected")));
         }
         Ok(())

@@ -18,6 +18,9 @@ const MODE_TEST: u8 = 2;
 static MODE: AtomicU8 = AtomicU8::new(MODE_TSC);
 /// ns per tick as a 32.32 fixed-point multiplier.
 static MULT: AtomicU64 = AtomicU64::new(1 << 32);
+/// Real time per recorded time, as `f64` bits (1.0: real time); see `test_clock::set_time_scale`.
+/// Folded into `MULT`, so it costs nothing per read.
+static SCALE: AtomicU64 = AtomicU64::new(0x3FF0_0000_0000_0000);
 static TEST_NOW: AtomicU64 = AtomicU64::new(0);
 static TEST_STEP: AtomicU64 = AtomicU64::new(0);
 static CALIBRATED: OnceLock<Calibration> = OnceLock::new();
@@ -79,8 +82,19 @@ pub(crate) fn ensure_calibrated() {
     let c = CALIBRATED.get_or_init(calibrate);
     if MODE.load(Relaxed) != MODE_TEST {
         MODE.store(c.mode, Relaxed);
-        MULT.store(c.mult, Relaxed);
+        MULT.store(scaled(c.mult), Relaxed);
     }
+}
+
+fn scaled(mult: u64) -> u64 {
+    (mult as f64 / f64::from_bits(SCALE.load(Relaxed))) as u64
+}
+
+/// Records every later duration as real time divided by `scale` (checked by the caller: finite,
+/// > 0). Applies to the TSC and monotonic clocks, not to the test clock.
+pub(crate) fn set_time_scale(scale: f64) {
+    SCALE.store(scale.to_bits(), Relaxed);
+    ensure_calibrated();
 }
 
 fn tsc_trusted() -> bool {
@@ -183,7 +197,7 @@ pub(crate) fn advance_test_clock(ns: u64) {
 pub(crate) fn uninstall_test_clock() {
     if MODE.load(Relaxed) == MODE_TEST {
         let c = CALIBRATED.get_or_init(calibrate);
-        MULT.store(c.mult, Relaxed);
+        MULT.store(scaled(c.mult), Relaxed);
         MODE.store(c.mode, Relaxed);
     }
 }

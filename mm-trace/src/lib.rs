@@ -441,6 +441,27 @@ pub mod test_clock {
         crate::imp::flush();
         crate::imp::test_clock_uninstall()
     }
+
+    /// For simulations that sleep a scaled-down time (e.g. 0.1 ms per simulated ms): every
+    /// duration recorded afterwards is real time divided by `scale`, so histograms, deadlines,
+    /// traces and exports read in simulated time. `1.0` (the default) is real time. Folded into
+    /// the clock's conversion factor: no cost per span.
+    ///
+    /// ```
+    /// mm_trace::test_clock::set_time_scale(0.1).unwrap(); // 1 real ms records as 10 ms
+    /// mm_trace::test_clock::set_time_scale(1.0).unwrap();
+    /// assert!(mm_trace::test_clock::set_time_scale(0.0).is_err());
+    /// ```
+    pub fn set_time_scale(scale: f64) -> Result<(), crate::Error> {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(crate::Error::InvalidArgument(format!(
+                "time scale must be a finite number > 0 (1.0 = real time), got {scale}"
+            )));
+        }
+        #[cfg(feature = "enabled")]
+        crate::clock::set_time_scale(scale);
+        Ok(())
+    }
 }
 
 /// Times an expression as a stage: `in_stage!("spread", { ... })` evaluates to the block's value.

@@ -1,0 +1,284 @@
+//! The demo: a simulated market-making bot run in sequential and in async-batching mode, fully
+//! instrumented with mm-trace. Prints per-stage tables, serves `/metrics` while it runs and
+//! writes every artefact: perf profiles, golden traces, Chrome traces, the Prometheus exposition,
+//! the perf-gate report (async vs sequential) and the canary verdict.
+//!
+//! ```text
+//! cargo run --release --bin mm-bot                 # defaults: 8 symbols, 300 ticks per mode
+//! cargo run --release --bin mm-bot -- --help
+//! ```
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use mm_trace::{Summary, TraceConfig};
+use mm_trace_suite::demo::{AsyncBot, Bot, Mode};
+
+/// Simulated market-making bot instrumented with mm-trace.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Symbols quoted per tick.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    symbols: u16,
+    /// Ticks per mode.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
+    ticks: u32,
+    /// Real time slept per simulated millisecond (0.1: ten times faster than real time). Every
+    /// reported figure stays in simulated (unscaled) milliseconds.
+    #[arg(long, default_value_t = 0.1)]
+    time_scale: f64,
+    /// Which modes to run.
+    #[arg(long, value_enum, default_value_t = Modes::Both)]
+    mode: Modes,
+    /// Directory for the artefacts.
+    #[arg(long, default_value = "artifacts")]
+    out: PathBuf,
+    /// Address of the /metrics endpoint while the bot runs ("off" to disable).
+    #[arg(long, default_value = "127.0.0.1:9898")]
+    listen: String,
+    /// A config.yaml whose `trace:` section replaces the demo's trace settings.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Seed of the simulated latencies.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Modes {
+    Both,
+    Sequential,
+    Async,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mm-bot: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn run(args: &Args) -> Result<ExitCode, BoxError> {
+    if !(args.time_scale.is_finite() && args.time_scale > 0.0 && args.time_scale <= 1.0) {
+        return Err(format!("--time-scale must be in (0, 1], got {}", args.time_scale).into());
+    }
+    let base = match &args.config {
+        Some(path) => TraceConfig::from_yaml_file(path)?,
+        None => TraceConfig {
+            sample_rate: 0.2,
+            deadline_ms: 200.0,
+            export_golden: true,
+            golden_trace_interval: 10,
+            chrome_ring_ticks: 16,
+            ..TraceConfig::default()
+        },
+    };
+    mm_trace::test_clock::set_time_scale(args.time_scale)?;
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+
+    let _server = match args.listen.as_str() {
+        "off" | "none" => None,
+        addr => match mm_trace::serve_metrics(addr) {
+            Ok(server) => {
+                println!("serving http://{}/metrics while the bot runs", server.local_addr());
+                Some(server)
+            }
+            Err(e) => {
+                eprintln!("mm-bot: no /metrics endpoint ({e}); pass --listen 127.0.0.1:0 for any free port");
+                None
+            }
+        },
+    };
+
+    let modes: &[Mode] = match args.mode {
+        Modes::Both => &[Mode::Sequential, Mode::AsyncBatching],
+        Modes::Sequential => &[Mode::Sequential],
+        Modes::Async => &[Mode::AsyncBatching],
+    };
+    let mut results = Vec::new();
+    for &mode in modes {
+        let dir = args.out.join(mode.as_str());
+        let cfg = TraceConfig { golden_dir: dir.join("traces"), ..base.clone() };
+        results.push((mode, run_mode(args, mode, cfg, &dir)?));
+    }
+
+    for (mode, summary) in &results {
+        println!("\n== {} mode: {} symbols, {} ticks ==", mode.as_str(), args.symbols, summary.ticks);
+        print!("{}", summary.table());
+    }
+    let mut code = ExitCode::SUCCESS;
+    if let [(_, seq), (_, asy)] = results.as_slice() {
+        let p95 = |s: &Summary| s.stage("tick_total").map_or(f64::NAN, |st| st.p95_ms);
+        println!(
+            "\nasync batching: tick_total p95 {:.1} ms vs {:.1} ms sequential ({:.2}x faster); deadline misses {:.1}% vs {:.1}%",
+            p95(asy),
+            p95(seq),
+            p95(seq) / p95(asy),
+            asy.deadline_miss_pct,
+            seq.deadline_miss_pct
+        );
+        code = gate(&args.out)?;
+    }
+    println!("\nartefacts in {}/", args.out.display());
+    for entry in walk(&args.out) {
+        println!("  {}", entry.display());
+    }
+    Ok(code)
+}
+
+/// One mode: reset, run the ticks with a progress line, flush, write the mode's artefacts.
+fn run_mode(args: &Args, mode: Mode, cfg: TraceConfig, dir: &Path) -> Result<Summary, BoxError> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    mm_trace::init(cfg)?;
+    mm_trace::reset();
+    mm_trace::clear_profile_labels();
+    mm_trace::set_profile_label("mode", mode.as_str());
+    mm_trace::set_profile_label("symbols", args.symbols);
+    mm_trace::set_profile_label("seed", args.seed);
+    let bot = Bot::new(args.symbols.into(), args.time_scale, args.seed, mode);
+    let progress = Progress::new(mode, args.ticks);
+    let started = Instant::now();
+    match mode {
+        Mode::Sequential => {
+            for i in 0..args.ticks {
+                let _ = bot.tick();
+                progress.update(i + 1);
+            }
+        }
+        Mode::AsyncBatching => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build()?;
+            let bot = AsyncBot::new(bot);
+            rt.block_on(async {
+                for i in 0..args.ticks {
+                    let _ = bot.tick().await;
+                    progress.update(i + 1);
+                }
+            });
+        }
+    }
+    progress.finish(started.elapsed());
+    mm_trace::flush();
+    mm_trace::write_profile(dir.join("perf_profile.json"))?;
+    mm_trace::write_prometheus_text(dir.join("metrics.prom"))?;
+    mm_trace::write_chrome_trace(dir.join("trace.chrome.json"))?;
+    Ok(mm_trace::summary())
+}
+
+/// perf-gate on the two profiles: the compare report (async as "current" against sequential)
+/// and the canary verdict (async as the canary). Returns the canary's exit status.
+fn gate(out: &Path) -> Result<ExitCode, BoxError> {
+    let seq = out.join("sequential/perf_profile.json");
+    let asy = out.join("async/perf_profile.json");
+    let report = out.join("perf_gate_report.md");
+    let canary = out.join("canary_verdict.md");
+    println!("\n== perf-gate: async batching (current) vs sequential (baseline) ==");
+    let compare = perf_gate::run_with_output(
+        [
+            "perf-gate".into(),
+            "--baseline".into(),
+            seq.clone().into_os_string(),
+            "--current".into(),
+            asy.clone().into_os_string(),
+            "--report".into(),
+            report.into_os_string(),
+        ],
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    );
+    if compare == perf_gate::EXIT_ERROR {
+        return Err("perf-gate could not compare the profiles (see above)".into());
+    }
+    println!("\n== perf-gate canary: async batching as the canary ==");
+    let verdict = perf_gate::run_with_output(
+        [
+            "perf-gate".into(),
+            "canary".into(),
+            "--baseline".into(),
+            seq.into_os_string(),
+            "--canary".into(),
+            asy.into_os_string(),
+            "--report".into(),
+            canary.into_os_string(),
+        ],
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    );
+    match verdict {
+        perf_gate::EXIT_ERROR => Err("perf-gate canary failed (see above)".into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// A progress line: rewritten in place on a terminal, a line every 25% otherwise.
+struct Progress {
+    mode: Mode,
+    total: u32,
+    tty: bool,
+}
+
+impl Progress {
+    fn new(mode: Mode, total: u32) -> Self {
+        Progress { mode, total, tty: std::io::stderr().is_terminal() }
+    }
+
+    fn update(&self, done: u32) {
+        let quarter = (self.total / 4).max(1);
+        if !(self.tty || done % quarter == 0 || done == self.total) {
+            return;
+        }
+        let s = mm_trace::summary();
+        let p95 = s.stage("tick_total").map_or(0.0, |t| t.p95_ms);
+        let line = format!(
+            "{:>10}: {done:>5}/{} ticks  tick_total p95 {p95:>7.1} ms  deadline misses {:>5.1}%",
+            self.mode.as_str(),
+            self.total,
+            s.deadline_miss_pct
+        );
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r{line}");
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+    }
+
+    fn finish(&self, took: std::time::Duration) {
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = writeln!(err);
+        }
+        let _ = writeln!(err, "{:>10}: done in {:.1} s (real time)", self.mode.as_str(), took.as_secs_f64());
+    }
+}
+
+/// Files under `dir`, sorted, relative to it; golden trace directories are summarised.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "traces") {
+                let n = std::fs::read_dir(&path).map_or(0, |d| d.count());
+                out.push(path.join(format!("({n} golden/slow trace files)")));
+            } else {
+                out.extend(walk(&path));
+            }
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
