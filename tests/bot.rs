@@ -1,0 +1,113 @@
+//! The README's main command in a short run: every artefact is written and well-formed, the
+//! /metrics endpoint answers while the bot runs, and async batching beats sequential.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn short_demo_run_writes_every_artefact_and_async_beats_sequential() {
+    let out = std::env::temp_dir().join(format!("mm-bot-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mm-bot"))
+        .args(["--ticks", "60", "--time-scale", "0.05", "--listen", "127.0.0.1:0", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr = first
+        .strip_prefix("serving http://")
+        .and_then(|r| r.split("/metrics").next())
+        .unwrap_or_else(|| panic!("first line announces the endpoint: {first:?}"))
+        .to_owned();
+    let scrape = http_get(&addr, "/metrics");
+    assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape}");
+    assert!(scrape.contains("# TYPE mm_stage_duration_ms histogram"), "{scrape}");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "mm-bot failed: {status}\n{rest}\n{stderr}");
+
+    // Progress went to stderr; both tables and the comparison to stdout.
+    assert!(stderr.contains("sequential:") && stderr.contains("60/60 ticks"), "{stderr}");
+    for needle in ["== sequential mode", "== async mode", "tick_total", "fetch_md", "spread", "guards", "emit"] {
+        assert!(rest.contains(needle), "stdout lacks {needle:?}:\n{rest}");
+    }
+    assert!(rest.contains("deadline misses"), "{rest}");
+
+    let mut p95 = Vec::new();
+    for mode in ["sequential", "async"] {
+        let dir = out.join(mode);
+        let profile = json(&dir.join("perf_profile.json"));
+        assert_eq!(profile["schema"], "mm-trace/perf-profile");
+        assert_eq!(profile["ticks"], 60);
+        assert_eq!(profile["labels"]["mode"], mode);
+        for stage in ["tick_total", "fetch_md", "spread", "guards", "emit"] {
+            assert!(profile["stages"][stage]["count"].as_u64().unwrap() > 0, "{mode}: {stage}");
+        }
+        assert!(profile["exchange"]["GET book"]["count"].as_u64().unwrap() > 0);
+        assert!(profile["exchange"]["POST order"]["count"].as_u64().unwrap() > 0);
+        p95.push(profile["stages"]["tick_total"]["p95_ms"].as_f64().unwrap());
+
+        let prom = std::fs::read_to_string(dir.join("metrics.prom")).unwrap();
+        assert!(prom.contains("\nmm_ticks_total 60\n"), "{prom}");
+        assert!(prom.contains("mm_exchange_req_ms_count{verb=\"GET\",api=\"book\"}"));
+
+        let chrome = json(&dir.join("trace.chrome.json"));
+        let events = chrome["traceEvents"].as_array().unwrap();
+        assert!(events.iter().any(|e| e["ph"] == "X" && e["name"] == "fetch_md"), "{mode}: no fetch_md span");
+        assert!(events.iter().any(|e| e["ph"] == "M" && e["name"] == "thread_name"));
+
+        let traces: Vec<_> = std::fs::read_dir(dir.join("traces")).unwrap().flatten().collect();
+        assert!(!traces.is_empty(), "{mode}: no golden or slow traces");
+        for t in traces {
+            let name = t.file_name().into_string().unwrap();
+            assert!(name.starts_with("golden_trace_") || name.starts_with("slow_trace_"), "{name}");
+            let v = json(&t.path());
+            assert!(v.is_object(), "{name}");
+        }
+    }
+    let (seq, asy) = (p95[0], p95[1]);
+    assert!(asy * 1.5 < seq, "async batching p95 {asy} ms should clearly beat sequential {seq} ms");
+
+    // Async mode overlaps its symbols' fetches within a tick.
+    let chrome = json(&out.join("async/trace.chrome.json"));
+    let fetches: Vec<(f64, f64, u64)> = chrome["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["name"] == "fetch_md")
+        .map(|e| (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap(), e["args"]["tick_id"].as_u64().unwrap()))
+        .collect();
+    let first_tick = fetches[0].2;
+    let same: Vec<_> = fetches.iter().filter(|f| f.2 == first_tick).collect();
+    assert_eq!(same.len(), 8, "8 symbols fetched in one tick");
+    let latest_start = same.iter().map(|f| f.0).fold(f64::MIN, f64::max);
+    let earliest_end = same.iter().map(|f| f.0 + f.1).fold(f64::MAX, f64::min);
+    assert!(latest_start < earliest_end, "the 8 fetch_md spans overlap");
+
+    let report = std::fs::read_to_string(out.join("perf_gate_report.md")).unwrap();
+    assert!(report.contains("tick_total"), "{report}");
+    let canary = std::fs::read_to_string(out.join("canary_verdict.md")).unwrap();
+    assert!(canary.contains("PROMOTE") || canary.contains("ROLLBACK"), "{canary}");
+    let _ = std::fs::remove_dir_all(&out);
+}
