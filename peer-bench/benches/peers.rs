@@ -1,0 +1,162 @@
+//! mm-trace next to fastrace, tracing (+ timing layer) and puffin on the same workloads, in one
+//! run. `cargo bench --manifest-path peer-bench/Cargo.toml` (see docs/PERFORMANCE.md).
+//!
+//! Groups:
+//! - `off`: one span with each library's runtime switched off (mm-trace `enabled: false`,
+//!   fastrace without a root, tracing without a subscriber, puffin `set_scopes_on(false)`).
+//!   Runs first, before any subscriber or collector is installed.
+//! - `span_in_root`: per span, 1000 spans to a root (mm-trace tick, fastrace root `Span` +
+//!   `LocalSpan`, tracing root span + child spans, puffin frame + nested `profile_scope!`); the
+//!   root's begin and end are timed too. fastrace's collected spans are flushed to a reporter
+//!   that keeps them, and drained, between measurements (outside the timing).
+//! - `fn_in_root`: the same through each library's function attribute (`#[trace]`,
+//!   `#[instrument]`, `profile_function!`; for mm-trace what `#[stage]` expands to).
+//! - `tick_5`: a root with five empty stages, per root.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group};
+use mm_trace_peer_bench::{SPANS_PER_ROOT, ft, mm, pf, tr};
+
+/// Per-span time of `iters` spans, `SPANS_PER_ROOT` to a root, with `after` run between roots
+/// outside the timing.
+fn per_span(iters: u64, work: fn(u64), after: fn()) -> Duration {
+    let mut left = iters;
+    let mut total = Duration::ZERO;
+    while left > 0 {
+        let n = left.min(SPANS_PER_ROOT);
+        let t0 = Instant::now();
+        work(n);
+        total += t0.elapsed();
+        after();
+        left -= n;
+    }
+    total
+}
+
+fn per_tick(iters: u64, work: fn(), after: fn()) -> Duration {
+    let mut left = iters;
+    let mut total = Duration::ZERO;
+    while left > 0 {
+        let n = left.min(200);
+        let t0 = Instant::now();
+        for _ in 0..n {
+            work();
+        }
+        total += t0.elapsed();
+        after();
+        left -= n;
+    }
+    total
+}
+
+fn nothing() {}
+fn drain_fastrace() {
+    black_box(ft::drain());
+}
+
+fn off(c: &mut Criterion) {
+    mm::init(false);
+    pf::init(false);
+    let mut g = c.benchmark_group("off");
+    macro_rules! off_loop {
+        ($f:path) => {
+            |n: u64| {
+                for _ in 0..n {
+                    $f();
+                }
+            }
+        };
+    }
+    g.bench_function("mm_trace", |b| b.iter_custom(|n| per_span(n, off_loop!(mm::span_off), nothing)));
+    g.bench_function("fastrace", |b| b.iter_custom(|n| per_span(n, off_loop!(ft::span_off), nothing)));
+    g.bench_function("tracing", |b| b.iter_custom(|n| per_span(n, off_loop!(tr::span_off), nothing)));
+    g.bench_function("puffin", |b| b.iter_custom(|n| per_span(n, off_loop!(pf::span_off), nothing)));
+    g.finish();
+}
+
+fn on(c: &mut Criterion) {
+    mm::init(true);
+    ft::init();
+    tr::init();
+    pf::init(true);
+    let mut g = c.benchmark_group("span_in_root");
+    g.bench_function("mm_trace", |b| b.iter_custom(|n| per_span(n, mm::spans_in_root, nothing)));
+    g.bench_function("fastrace", |b| b.iter_custom(|n| per_span(n, ft::spans_in_root, drain_fastrace)));
+    g.bench_function("fastrace_incl_flush", |b| {
+        b.iter_custom(|n| {
+            per_span(
+                n,
+                |n| {
+                    ft::spans_in_root(n);
+                    drain_fastrace();
+                },
+                nothing,
+            )
+        })
+    });
+    g.bench_function("tracing", |b| b.iter_custom(|n| per_span(n, tr::spans_in_root, nothing)));
+    g.bench_function("puffin", |b| b.iter_custom(|n| per_span(n, pf::spans_in_root, nothing)));
+    g.finish();
+    let mut g = c.benchmark_group("fn_in_root");
+    g.bench_function("mm_trace", |b| b.iter_custom(|n| per_span(n, mm::fns_in_root, nothing)));
+    g.bench_function("fastrace", |b| b.iter_custom(|n| per_span(n, ft::fns_in_root, drain_fastrace)));
+    g.bench_function("tracing", |b| b.iter_custom(|n| per_span(n, tr::fns_in_root, nothing)));
+    g.bench_function("puffin", |b| b.iter_custom(|n| per_span(n, pf::fns_in_root, nothing)));
+    g.finish();
+    let mut g = c.benchmark_group("tick_5");
+    g.bench_function("mm_trace", |b| b.iter_custom(|n| per_tick(n, mm::tick_5, nothing)));
+    g.bench_function("fastrace", |b| b.iter_custom(|n| per_tick(n, ft::tick_5, drain_fastrace)));
+    g.bench_function("fastrace_incl_flush", |b| {
+        b.iter_custom(|n| {
+            // 200 ticks, then the flush to the reporter, all timed.
+            let t0 = Instant::now();
+            per_tick(n, ft::tick_5, drain_fastrace);
+            t0.elapsed()
+        })
+    });
+    g.bench_function("tracing", |b| b.iter_custom(|n| per_tick(n, tr::tick_5, nothing)));
+    g.bench_function("puffin", |b| b.iter_custom(|n| per_tick(n, pf::tick_5, nothing)));
+    g.finish();
+    assert!(tr::recorded() > 0, "the tracing timing layer saw no span");
+}
+
+criterion_group!(benches, off, on);
+
+fn median_ns(group: &str, id: &str) -> Option<f64> {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"), Into::into);
+    let text = std::fs::read_to_string(dir.join("criterion").join(group).join(id).join("new/estimates.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+fn report() {
+    println!("\n== peers (ns, median; ratio = peer / mm-trace) ==");
+    println!("{:<14} {:>10} {:>10} {:>10} {:>10}   {}", "group", "mm_trace", "fastrace", "tracing", "puffin", "peer/mm");
+    if let (Some(m), Some(f)) = (median_ns("span_in_root", "mm_trace"), median_ns("span_in_root", "fastrace_incl_flush")) {
+        println!("fastrace span incl. flush to the reporter: {f:.2} ns ({:.1}x mm-trace)", f / m);
+    }
+    if let (Some(m), Some(f)) = (median_ns("tick_5", "mm_trace"), median_ns("tick_5", "fastrace_incl_flush")) {
+        println!("fastrace 5-stage tick incl. flush to the reporter: {f:.2} ns ({:.1}x mm-trace)", f / m);
+    }
+    for g in ["off", "span_in_root", "fn_in_root", "tick_5"] {
+        let v: Vec<Option<f64>> = ["mm_trace", "fastrace", "tracing", "puffin"].iter().map(|id| median_ns(g, id)).collect();
+        let f = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
+        let r = |x: Option<f64>| match (x, v[0]) {
+            (Some(x), Some(m)) if m > 0.0 => format!("{:.1}x", x / m),
+            _ => "-".into(),
+        };
+        println!(
+            "{g:<14} {:>10} {:>10} {:>10} {:>10}   fastrace {} tracing {} puffin {}",
+            f(v[0]), f(v[1]), f(v[2]), f(v[3]), r(v[1]), r(v[2]), r(v[3])
+        );
+    }
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    report();
+}

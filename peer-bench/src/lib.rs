@@ -1,0 +1,324 @@
+//! The same workloads written against mm-trace, fastrace, tracing (+ a timing layer) and puffin.
+//!
+//! Each workload comes in one function per library, so the criterion bench (`benches/peers.rs`)
+//! and the memory check (`src/main.rs`) run exactly the same code.
+
+use std::cell::RefCell;
+use std::hint::black_box;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+/// Spans per root (tick, trace root, frame) in the span workloads.
+pub const SPANS_PER_ROOT: u64 = 1000;
+
+// ---------------------------------------------------------------------------------------------
+// mm-trace (the hidden API the attribute macros expand to)
+
+pub mod mm {
+    use super::*;
+    use mm_trace::__private::{Site, StageGuard, TickGuard};
+
+    pub static TICK: Site = Site::tick("tick");
+    pub static STAGE: Site = Site::stage("fetch_md");
+    static FIVE: [Site; 5] =
+        [Site::stage("fetch_md"), Site::stage("spread"), Site::stage("guards"), Site::stage("quote"), Site::stage("emit")];
+
+    /// Sample rate 1.0: every tick's spans go to histograms and the trace.
+    pub fn init(enabled: bool) {
+        mm_trace::init(mm_trace::TraceConfig {
+            enabled,
+            sample_rate: 1.0,
+            export_golden: false,
+            ..Default::default()
+        })
+        .expect("valid config");
+    }
+
+    /// `n` spans inside one tick.
+    pub fn spans_in_root(n: u64) {
+        let _t = TickGuard::begin(&TICK);
+        for _ in 0..n {
+            let _g = StageGuard::enter(&STAGE);
+        }
+    }
+
+    /// What `#[stage] fn fetch_md(i) -> u64` expands to.
+    #[inline(never)]
+    pub fn stage_fn(i: u64) -> u64 {
+        static SITE: Site = Site::stage("stage_fn");
+        let _g = StageGuard::enter(&SITE);
+        black_box(i)
+    }
+
+    pub fn fns_in_root(n: u64) {
+        let _t = TickGuard::begin(&TICK);
+        for i in 0..n {
+            black_box(stage_fn(i));
+        }
+    }
+
+    pub fn tick_5() {
+        let _t = TickGuard::begin(&TICK);
+        for s in &FIVE {
+            let _g = StageGuard::enter(s);
+            black_box(s);
+        }
+    }
+
+    /// A span with the runtime switched off (`enabled: false`).
+    #[inline]
+    pub fn span_off() {
+        let _g = StageGuard::enter(&STAGE);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// fastrace 0.7 with a live collector and a reporter that keeps the spans
+
+pub mod ft {
+    use super::*;
+    use fastrace::collector::{Config, Reporter, SpanContext};
+    use fastrace::prelude::*;
+
+    /// Keeps every span it is given until [`drain`] takes them (as a real exporter's buffer).
+    struct KeepReporter(Arc<Mutex<Vec<SpanRecord>>>);
+
+    impl Reporter for KeepReporter {
+        fn report(&mut self, mut spans: Vec<SpanRecord>) {
+            self.0.lock().expect("reporter buffer").append(&mut spans);
+        }
+    }
+
+    fn kept() -> &'static Arc<Mutex<Vec<SpanRecord>>> {
+        static KEPT: OnceLock<Arc<Mutex<Vec<SpanRecord>>>> = OnceLock::new();
+        KEPT.get_or_init(|| Arc::new(Mutex::new(Vec::new())))
+    }
+
+    pub fn init() {
+        static ONCE: OnceLock<()> = OnceLock::new();
+        ONCE.get_or_init(|| fastrace::set_reporter(KeepReporter(kept().clone()), Config::default()));
+    }
+
+    /// Hands collected spans to the reporter and drops them: keeps memory bounded between
+    /// measurements. Returns how many spans were kept.
+    pub fn drain() -> usize {
+        fastrace::flush();
+        let mut v = kept().lock().expect("reporter buffer");
+        let n = v.len();
+        v.clear();
+        v.shrink_to(1 << 16);
+        n
+    }
+
+    pub fn spans_in_root(n: u64) {
+        let root = Span::root("tick", SpanContext::random());
+        let _p = root.set_local_parent();
+        for _ in 0..n {
+            let _g = LocalSpan::enter_with_local_parent("fetch_md");
+        }
+    }
+
+    #[fastrace::trace]
+    #[inline(never)]
+    pub fn stage_fn(i: u64) -> u64 {
+        black_box(i)
+    }
+
+    pub fn fns_in_root(n: u64) {
+        let root = Span::root("tick", SpanContext::random());
+        let _p = root.set_local_parent();
+        for i in 0..n {
+            black_box(stage_fn(i));
+        }
+    }
+
+    pub fn tick_5() {
+        let root = Span::root("tick", SpanContext::random());
+        let _p = root.set_local_parent();
+        for name in ["fetch_md", "spread", "guards", "quote", "emit"] {
+            let _g = LocalSpan::enter_with_local_parent(name);
+            black_box(name);
+        }
+    }
+
+    /// fastrace's "off": no root, so no local parent; the span is a no-op.
+    #[inline]
+    pub fn span_off() {
+        let _g = LocalSpan::enter_with_local_parent("fetch_md");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// tracing + tracing-subscriber: a registry and a layer that times every span into a histogram
+
+pub mod tr {
+    use super::*;
+    use tracing::span::Id;
+    use tracing::{Subscriber, info_span, instrument};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use tracing_subscriber::registry::LookupSpan;
+    use tracing_subscriber::{Layer, Registry};
+
+    struct Started(Instant);
+
+    thread_local! {
+        /// Per-thread log2 histogram of span durations: what the layer keeps.
+        static HIST: RefCell<[u64; 64]> = const { RefCell::new([0; 64]) };
+    }
+
+    /// Times each span from enter to exit and records the duration.
+    pub struct TimingLayer;
+
+    impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for TimingLayer {
+        fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+            if let Some(span) = ctx.span(id) {
+                span.extensions_mut().replace(Started(Instant::now()));
+            }
+        }
+
+        fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+            if let Some(span) = ctx.span(id)
+                && let Some(Started(t0)) = span.extensions().get::<Started>()
+            {
+                let ns = t0.elapsed().as_nanos() as u64;
+                HIST.with(|h| h.borrow_mut()[63 - ns.max(1).leading_zeros() as usize] += 1);
+            }
+        }
+    }
+
+    /// Spans recorded by the layer on this thread.
+    pub fn recorded() -> u64 {
+        HIST.with(|h| h.borrow().iter().sum())
+    }
+
+    /// Installs the registry + timing layer as the global subscriber (once per process).
+    pub fn init() {
+        static ONCE: OnceLock<()> = OnceLock::new();
+        ONCE.get_or_init(|| {
+            tracing::subscriber::set_global_default(Registry::default().with(TimingLayer)).expect("first subscriber");
+        });
+    }
+
+    pub fn spans_in_root(n: u64) {
+        let _root = info_span!("tick").entered();
+        for _ in 0..n {
+            let _g = info_span!("fetch_md").entered();
+        }
+    }
+
+    #[instrument(level = "info", skip_all)]
+    #[inline(never)]
+    pub fn stage_fn(i: u64) -> u64 {
+        black_box(i)
+    }
+
+    pub fn fns_in_root(n: u64) {
+        let _root = info_span!("tick").entered();
+        for i in 0..n {
+            black_box(stage_fn(i));
+        }
+    }
+
+    pub fn tick_5() {
+        let _root = info_span!("tick").entered();
+        macro_rules! stage {
+            ($name:literal) => {{
+                let _g = info_span!($name).entered();
+                black_box($name);
+            }};
+        }
+        stage!("fetch_md");
+        stage!("spread");
+        stage!("guards");
+        stage!("quote");
+        stage!("emit");
+    }
+
+    /// Runtime off: no subscriber installed (call before `init`).
+    #[inline]
+    pub fn span_off() {
+        let _g = info_span!("fetch_md").entered();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// puffin: nested profile_scope!, one frame per root, a frame view that keeps recent frames
+
+pub mod pf {
+    use super::*;
+
+    pub fn init(on: bool) {
+        static VIEW: OnceLock<Mutex<Option<puffin::GlobalFrameView>>> = OnceLock::new();
+        let view = VIEW.get_or_init(|| Mutex::new(None));
+        let mut v = view.lock().expect("view");
+        if on && v.is_none() {
+            *v = Some(puffin::GlobalFrameView::default());
+        }
+        puffin::set_scopes_on(on);
+    }
+
+    fn end_frame() {
+        puffin::GlobalProfiler::lock().new_frame();
+    }
+
+    pub fn spans_in_root(n: u64) {
+        {
+            puffin::profile_scope!("tick");
+            for _ in 0..n {
+                puffin::profile_scope!("fetch_md");
+            }
+        }
+        end_frame();
+    }
+
+    #[inline(never)]
+    pub fn stage_fn(i: u64) -> u64 {
+        puffin::profile_function!();
+        black_box(i)
+    }
+
+    pub fn fns_in_root(n: u64) {
+        {
+            puffin::profile_scope!("tick");
+            for i in 0..n {
+                black_box(stage_fn(i));
+            }
+        }
+        end_frame();
+    }
+
+    pub fn tick_5() {
+        {
+            puffin::profile_scope!("tick");
+            for name in ["fetch_md", "spread", "guards", "quote", "emit"] {
+                puffin::profile_scope!("stage", name);
+                black_box(name);
+            }
+        }
+        end_frame();
+    }
+
+    /// Runtime off: `set_scopes_on(false)`.
+    #[inline]
+    pub fn span_off() {
+        puffin::profile_scope!("fetch_md");
+    }
+}
+
+/// Peak resident set size of this process (VmHWM), kB.
+pub fn peak_rss_kb() -> u64 {
+    status_kb("VmHWM")
+}
+
+/// Current resident set size (VmRSS), kB.
+pub fn rss_kb() -> u64 {
+    status_kb("VmRSS")
+}
+
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or(0)
+}
