@@ -73,7 +73,7 @@ fn probe_loop(case: &str, n: u64) {
 }
 
 /// Records `rate` spans per second (5-stage sampled ticks) for `secs`; returns peak RSS in kB.
-fn rss(secs: u64, rate: u64) -> (u64, u64, u64) {
+fn rss(secs: u64, rate: u64) -> (u64, u64, u64, Duration) {
     configure(true, 1.0, true);
     let start = Instant::now();
     let mut spans = 0u64;
@@ -101,10 +101,10 @@ fn rss(secs: u64, rate: u64) -> (u64, u64, u64) {
             rss_after_1s = status_kb("VmRSS");
         }
         if Instant::now() > second_end + Duration::from_millis(50) {
-            eprintln!("warning: second {second} overran: this machine cannot sustain {rate} spans/s");
+            eprintln!("note: second {second} overran: this machine could not keep {rate} spans/s then");
         }
     }
-    (spans, status_kb("VmHWM"), rss_after_1s)
+    (spans, status_kb("VmHWM"), rss_after_1s, start.elapsed())
 }
 
 fn status_kb(field: &str) -> u64 {
@@ -121,12 +121,16 @@ fn main() {
     if case == "rss" {
         let secs = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
         let limit_mb = 32;
-        let (spans, hwm_kb, after_1s) = rss(secs, 10_000_000);
+        let (spans, hwm_kb, after_1s, elapsed) = rss(secs, 10_000_000);
         let s = mm_trace::summary();
         println!(
-            "rss: {spans} spans in {secs} s ({:.1} M/s), ticks {}, peak RSS (VmHWM) {:.1} MB, RSS after 1 s {:.1} MB, limit {limit_mb} MB",
-            spans as f64 / secs as f64 / 1e6,
+            "rss: {spans} spans in {:.2} s ({:.1} M/s), sampled ticks {}, traces kept {} dropped (queue full) {}, \
+             peak RSS (VmHWM) {:.1} MB, RSS after 1 s {:.1} MB, limit {limit_mb} MB",
+            elapsed.as_secs_f64(),
+            spans as f64 / elapsed.as_secs_f64() / 1e6,
             s.ticks,
+            s.ticks.saturating_sub(s.health.traces_dropped),
+            s.health.traces_dropped,
             hwm_kb as f64 / 1024.0,
             after_1s as f64 / 1024.0
         );
