@@ -134,15 +134,18 @@ fn median_ns(group: &str, id: &str) -> Option<f64> {
 
 fn report() {
     println!("\n== peers (ns, median; ratio = peer / mm-trace) ==");
-    println!("{:<14} {:>10} {:>10} {:>10} {:>10}   {}", "group", "mm_trace", "fastrace", "tracing", "puffin", "peer/mm");
-    if let (Some(m), Some(f)) = (median_ns("span_in_root", "mm_trace"), median_ns("span_in_root", "fastrace_incl_flush")) {
+    println!("{:<14} {:>10} {:>10} {:>10} {:>10}   peer/mm", "group", "mm_trace", "fastrace", "tracing", "puffin");
+    if let (Some(m), Some(f)) =
+        (median_ns("span_in_root", "mm_trace"), median_ns("span_in_root", "fastrace_incl_flush"))
+    {
         println!("fastrace span incl. flush to the reporter: {f:.2} ns ({:.1}x mm-trace)", f / m);
     }
     if let (Some(m), Some(f)) = (median_ns("tick_5", "mm_trace"), median_ns("tick_5", "fastrace_incl_flush")) {
         println!("fastrace 5-stage tick incl. flush to the reporter: {f:.2} ns ({:.1}x mm-trace)", f / m);
     }
     for g in ["off", "span_in_root", "fn_in_root", "tick_5"] {
-        let v: Vec<Option<f64>> = ["mm_trace", "fastrace", "tracing", "puffin"].iter().map(|id| median_ns(g, id)).collect();
+        let v: Vec<Option<f64>> =
+            ["mm_trace", "fastrace", "tracing", "puffin"].iter().map(|id| median_ns(g, id)).collect();
         let f = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
         let r = |x: Option<f64>| match (x, v[0]) {
             (Some(x), Some(m)) if m > 0.0 => format!("{:.1}x", x / m),
@@ -150,7 +153,13 @@ fn report() {
         };
         println!(
             "{g:<14} {:>10} {:>10} {:>10} {:>10}   fastrace {} tracing {} puffin {}",
-            f(v[0]), f(v[1]), f(v[2]), f(v[3]), r(v[1]), r(v[2]), r(v[3])
+            f(v[0]),
+            f(v[1]),
+            f(v[2]),
+            f(v[3]),
+            r(v[1]),
+            r(v[2]),
+            r(v[3])
         );
     }
 }

@@ -20,18 +20,18 @@ pub mod mm {
 
     pub static TICK: Site = Site::tick("tick");
     pub static STAGE: Site = Site::stage("fetch_md");
-    static FIVE: [Site; 5] =
-        [Site::stage("fetch_md"), Site::stage("spread"), Site::stage("guards"), Site::stage("quote"), Site::stage("emit")];
+    static FIVE: [Site; 5] = [
+        Site::stage("fetch_md"),
+        Site::stage("spread"),
+        Site::stage("guards"),
+        Site::stage("quote"),
+        Site::stage("emit"),
+    ];
 
     /// Sample rate 1.0: every tick's spans go to histograms and the trace.
     pub fn init(enabled: bool) {
-        mm_trace::init(mm_trace::TraceConfig {
-            enabled,
-            sample_rate: 1.0,
-            export_golden: false,
-            ..Default::default()
-        })
-        .expect("valid config");
+        mm_trace::init(mm_trace::TraceConfig { enabled, sample_rate: 1.0, export_golden: false, ..Default::default() })
+            .expect("valid config");
     }
 
     /// `n` spans inside one tick.
@@ -97,6 +97,20 @@ pub mod ft {
     pub fn init() {
         static ONCE: OnceLock<()> = OnceLock::new();
         ONCE.get_or_init(|| fastrace::set_reporter(KeepReporter(kept().clone()), Config::default()));
+    }
+
+    /// A reporter that counts what it is given and drops it (for the memory check: whatever
+    /// memory grows is fastrace's own).
+    struct CountReporter(u64);
+
+    impl Reporter for CountReporter {
+        fn report(&mut self, spans: Vec<SpanRecord>) {
+            self.0 += spans.len() as u64;
+        }
+    }
+
+    pub fn init_counting() {
+        fastrace::set_reporter(CountReporter(0), Config::default());
     }
 
     /// Hands collected spans to the reporter and drops them: keeps memory bounded between
