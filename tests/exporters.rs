@@ -474,6 +474,43 @@ fn write_profile_is_atomic_into_nested_dirs_and_fails_with_the_path() {
     assert_eq!(left.len(), 2, "no temporary file left: {left:?}");
 }
 
+#[test]
+fn concurrent_writers_of_one_file_never_leave_half_a_file() {
+    let _g = setup(cfg());
+    populate();
+    let dir = TempDir::new("profile-race");
+    let path = dir.path().join("perf_profile.json");
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let (torn, errors) = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut torn = 0;
+            while done.load(std::sync::atomic::Ordering::Relaxed) < 4 && Instant::now() < deadline {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    torn += usize::from(serde_json::from_str::<Value>(&text).is_err());
+                }
+            }
+            torn
+        });
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let errors: Vec<String> =
+                        (0..100).filter_map(|_| mm_trace::write_profile(&path).err().map(|e| e.to_string())).collect();
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    errors
+                })
+            })
+            .collect();
+        let errors: Vec<String> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+        (reader.join().unwrap(), errors)
+    });
+    assert_eq!(errors, Vec::<String>::new(), "concurrent write_profile calls failed");
+    assert_eq!(torn, 0, "a reader saw a torn file");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("perf_profile.json")], "no temporary file left");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Golden traces
 

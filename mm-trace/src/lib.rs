@@ -206,7 +206,10 @@ pub(crate) fn write_file(path: &Path, contents: &str) -> Result<(), Error> {
     };
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    // Unique per call: concurrent writers of one path must not share (and tear) a temp file.
+    static NEXT_TMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT_TMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     std::fs::write(&tmp, contents).map_err(io(path))?;
     std::fs::rename(&tmp, path).map_err(|source| {
