@@ -219,7 +219,7 @@ pub(crate) fn write_file(path: &Path, contents: &str) -> Result<(), Error> {
 }
 
 /// The Prometheus text exposition (format 0.0.4) of everything collected: the metrics of the
-/// table in `docs/EXPORTERS.md`, in the units chosen by `TraceConfig::prometheus_base_units`.
+/// table in `docs/PERFORMANCE_DASHBOARD.md`, in the units chosen by `TraceConfig::prometheus_base_units`.
 ///
 /// Reads the same merged data as [`summary`]: it never stops or waits for recording threads.
 ///

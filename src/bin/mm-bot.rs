@@ -234,7 +234,7 @@ impl Progress {
 
     fn update(&self, done: u32) {
         let quarter = (self.total / 4).max(1);
-        if !(self.tty || done % quarter == 0 || done == self.total) {
+        if !(self.tty || done.is_multiple_of(quarter) || done == self.total) {
             return;
         }
         let s = mm_trace::summary();

@@ -12,7 +12,9 @@ use crate::summary::{TickTrace, TraceSpan};
 /// (no wall-clock time), children ordered by start time (ties by end, name, kind), threads
 /// renumbered in order of their first span (the thread that ended the tick is 0) and unnamed
 /// threads named after that number. With the test clock ([`crate::test_clock`]) the same
-/// program gives the same bytes on every run. See `docs/EXPORTERS.md` for the format.
+/// program gives the same bytes on every run. Top level: `schema` (`"mm-trace/golden-trace"`),
+/// `schema_version`, the tick's fields and `spans`, a tree of `{name, kind, start_ns, end_ns,
+/// duration_ns, thread, children}`.
 ///
 /// ```
 /// use mm_trace::{KeepReason, TickTrace, TraceSpan};

@@ -64,7 +64,7 @@ pub(crate) fn le_labels(units: PrometheusUnits) -> Vec<String> {
     out
 }
 
-/// Renders every metric of `summary` (see `docs/EXPORTERS.md` for the list).
+/// Renders every metric of `summary` (listed with their meaning in `docs/PERFORMANCE_DASHBOARD.md`).
 pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
     let mut w = Writer { out: String::with_capacity(16 * 1024), les: le_labels(units), units };
     let u = units.suffix();
