@@ -5,10 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../tests/compile-out"
 cargo test --quiet
-rm -rf target/release/deps/compile_out-*.s
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+rm -rf "$target"/release/deps/compile_out-*.s
 touch src/lib.rs  # force codegen even when the build is fresh
 cargo rustc --quiet --release --lib -- --emit asm
-asm=$(ls target/release/deps/compile_out-*.s | head -n 1)
+asm=$(ls "$target"/release/deps/compile_out-*.s | head -n 1)
 python3 - "$asm" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read().splitlines()
