@@ -37,11 +37,24 @@ pub(crate) static CAPTURE_SLOW: AtomicBool = AtomicBool::new(true);
 /// Ticks slower than this are "slow" even under the deadline (`u64::MAX`: deadline only).
 pub(crate) static SLOW_QUANTILE_NS: AtomicU64 = AtomicU64::new(u64::MAX);
 pub(crate) static SPAN_CAP: AtomicU32 = AtomicU32::new(4096);
-pub(crate) static NEXT_TICK: AtomicU64 = AtomicU64::new(1);
+/// Written by every tick of every thread: alone on its cache lines, so the switches above that
+/// every span reads (ENABLED, ...) never share a line with it.
+pub(crate) static NEXT_TICK: Padded<AtomicU64> = Padded(AtomicU64::new(1));
 pub(crate) static PARALLEL_SYMBOLS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static EXPORT_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 static CONFIG: Mutex<Option<TraceConfig>> = Mutex::new(None);
+
+/// A value alone on its (pair of, for the adjacent-line prefetcher) cache lines.
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
 
 /// Installs a configuration: switches take effect at once on every thread.
 pub(crate) fn apply_config(cfg: &TraceConfig) {
