@@ -10,7 +10,10 @@
 //!   slow-tick capture on and off, outside any tick, with the runtime switched off, and an
 //!   exchange span. Spans run 1000 to a tick; the tick's own begin and end (trace hand-over
 //!   included) are timed too, so work deferred to the tick's end is not hidden.
-//! - `tick_5x2us`: a tick of five stages of ~2 µs spin each, uninstrumented vs sample rates.
+//! - `tick_5_empty`: a tick of five empty stages (per tick): what instrumentation adds to a tick;
+//!   the report divides it by the bare `tick_5x2us` time for the overhead share.
+//! - `tick_5x2us`: a tick of five stages of ~2 µs spin each, uninstrumented vs sample rates
+//!   (the direct measurement; at this size criterion's noise is about ±1%).
 //! - `threads`: per-thread cost of a recorded span with one thread vs two at once, in thread
 //!   CPU time (what the target is about: shared cache lines) and in wall time.
 //! - `async`: a stage future inside a tokio task next to the same stage as a sync guard.
@@ -313,6 +316,22 @@ fn report() {
     let on = get("stage", "unsampled_capture_on");
     rows.push(("capture on / recorded".into(), None, ratio(on, rec)));
     let bare = get("tick_5x2us", "bare");
+    let empty_bare = get("tick_5_empty", "bare");
+    for (id, target) in [
+        ("rate_1.0", " [<= 2%]"),
+        ("rate_0.2_capture_on", " [<= 0.5%]"),
+        ("rate_0.2_capture_off", " [<= 0.5%]"),
+        ("rate_0.0_capture_off", ""),
+        ("runtime_disabled", ""),
+    ] {
+        let v = get("tick_5_empty", id);
+        let added = v.zip(empty_bare).map(|(v, b)| v - b);
+        let share = match (added, bare) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:+.2}% of a bare 5x2 us tick", a / b * 100.0),
+            _ => "-".into(),
+        };
+        rows.push((format!("5 empty stages + tick, added: {id}{target}"), added, share));
+    }
     for (id, target) in [
         ("bare", ""),
         ("rate_1.0", " [<= 2%]"),
