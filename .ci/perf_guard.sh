@@ -6,10 +6,13 @@
 # calibration and anything done once cancel out. Only instructions inside `probe_loop` (and what
 # it calls) are counted (`--toggle-collect`), so the trace worker thread does not add noise.
 # MM_TRACE_CLOCK=tsc makes every x86_64 machine take the same clock path (one `rdtsc`), whatever
-# its kernel clocksource, so the counts are the same on a laptop, a VM and CI.
+# its kernel clocksource, so with the same toolchain and glibc the counts are the same on any
+# machine (a sampled tick's count includes one malloc, which depends on the glibc version).
 #
-# Fails if a case exceeds its limit in .ci/perf_limits.txt. To accept a deliberate change, run
-# `.ci/perf_guard.sh --update` and commit the new limits (measured + 10% margin) with a reason.
+# Fails if a case exceeds its limit in .ci/perf_limits.txt, or if peak RSS while recording
+# 10 M spans/s for 5 s exceeds 32 MB (benches/perf_probe.rs `rss`). To accept a deliberate
+# change, run `.ci/perf_guard.sh --update` and commit the new limits (measured + 10% margin)
+# with the reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,16 +26,16 @@ if [ "$(uname -m)" != "x86_64" ]; then
 fi
 command -v valgrind >/dev/null || { echo "perf_guard: valgrind is not installed" >&2; exit 1; }
 
-probe=$(cargo bench --bench perf_probe --no-run --message-format=json 2>/dev/null |
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+probe=$(cargo bench --bench perf_probe --no-run --message-format=json 2>"$tmp/build.log" |
   python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "perf_probe" and m.get("executable"):
         print(m["executable"])')
-[ -x "$probe" ] || { echo "perf_guard: could not build benches/perf_probe.rs" >&2; exit 1; }
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+[ -x "$probe" ] || { cat "$tmp/build.log" >&2; echo "perf_guard: could not build benches/perf_probe.rs" >&2; exit 1; }
 
 # Instructions executed inside probe_loop for `case n`.
 count() {
@@ -92,3 +95,6 @@ if [ "$fail" -ne 0 ]; then
   exit 1
 fi
 echo "perf_guard: all cases within limits"
+
+# Memory: 10 M spans/s (5-stage sampled ticks) for 5 s; fails above 32 MB peak RSS (VmHWM).
+"$probe" rss 5

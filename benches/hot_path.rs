@@ -133,20 +133,43 @@ fn tick_traced(n: u64) -> u64 {
     acc
 }
 
+/// Times `iters` calls of `tick`, 200 at a time, letting the trace worker drain its queue
+/// between batches (untimed). Back to back, empty sampled ticks hand the worker millions of
+/// traces a second, and the tick thread's time then mostly measures that contention (the
+/// queue overflowing, the worker freeing buffers on the other core), which swings from run to
+/// run; a real tick of micro- to milliseconds hands over orders of magnitude fewer.
+fn ticks(iters: u64, tick: fn(u64) -> u64) -> Duration {
+    let mut left = iters;
+    let mut total = Duration::ZERO;
+    while left > 0 {
+        let n = left.min(200);
+        let t0 = Instant::now();
+        for _ in 0..n {
+            black_box(tick(black_box(0)));
+        }
+        total += t0.elapsed();
+        mm_trace::flush();
+        left -= n;
+    }
+    total
+}
+
 /// The instrumentation of a 5-stage tick alone (no work): what a tick adds to any tick.
 fn tick_5_empty(c: &mut Criterion) {
     let mut g = c.benchmark_group("tick_5_empty");
-    g.bench_function("bare", |b| b.iter(|| tick_bare(black_box(0))));
+    g.bench_function("bare", |b| b.iter_custom(|n| ticks(n, tick_bare)));
     configure(true, 1.0, true);
-    g.bench_function("rate_1.0", |b| b.iter(|| tick_traced(black_box(0))));
+    g.bench_function("rate_1.0", |b| b.iter_custom(|n| ticks(n, tick_traced)));
     configure(true, 0.2, true);
-    g.bench_function("rate_0.2_capture_on", |b| b.iter(|| tick_traced(black_box(0))));
+    g.bench_function("rate_0.2_capture_on", |b| b.iter_custom(|n| ticks(n, tick_traced)));
     configure(true, 0.2, false);
-    g.bench_function("rate_0.2_capture_off", |b| b.iter(|| tick_traced(black_box(0))));
+    g.bench_function("rate_0.2_capture_off", |b| b.iter_custom(|n| ticks(n, tick_traced)));
     configure(true, 0.0, false);
-    g.bench_function("rate_0.0_capture_off", |b| b.iter(|| tick_traced(black_box(0))));
+    g.bench_function("rate_0.0_capture_off", |b| b.iter_custom(|n| ticks(n, tick_traced)));
     configure(false, 1.0, true);
-    g.bench_function("runtime_disabled", |b| b.iter(|| tick_traced(black_box(0))));
+    g.bench_function("runtime_disabled", |b| b.iter_custom(|n| ticks(n, tick_traced)));
+    configure(true, 1.0, true);
+    g.bench_function("rate_1.0_back_to_back", |b| b.iter(|| tick_traced(black_box(0))));
     g.finish();
 }
 
@@ -323,6 +346,7 @@ fn report() {
         ("rate_0.2_capture_off", " [<= 0.5%]"),
         ("rate_0.0_capture_off", ""),
         ("runtime_disabled", ""),
+        ("rate_1.0_back_to_back", " (worker contention)"),
     ] {
         let v = get("tick_5_empty", id);
         let added = v.zip(empty_bare).map(|(v, b)| v - b);
