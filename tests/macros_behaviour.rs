@@ -121,7 +121,7 @@ fn early_return_question_mark_and_panic_close_the_span() {
     assert_eq!(parse("7"), Ok(7));
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let r = std::panic::catch_unwind(|| panicking_tick());
+    let r = std::panic::catch_unwind(panicking_tick);
     std::panic::set_hook(hook);
     assert!(r.is_err());
     assert_eq!(count("early"), 2);
