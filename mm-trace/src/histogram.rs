@@ -46,9 +46,8 @@ pub fn bucket_bounds(i: usize) -> (u64, u64) {
 /// Chosen around the reference loop: a 200 ms deadline, sub-millisecond stages, multi-second
 /// outliers. A sample is counted under the first bound at or above its fine bucket's midpoint.
 pub const PROMETHEUS_BOUNDS_MS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0,
-    75.0, 100.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0,
-    10000.0, 30000.0, 60000.0,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 150.0,
+    200.0, 250.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0,
 ];
 
 /// The recording side: one writer (the owning thread), any number of readers.

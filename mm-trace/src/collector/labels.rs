@@ -16,7 +16,8 @@ struct Slot {
     count: AtomicU64,
 }
 
-static TABLE: [Slot; SLOTS] = [const { Slot { name: AtomicPtr::new(ptr::null_mut()), count: AtomicU64::new(0) } }; SLOTS];
+static TABLE: [Slot; SLOTS] =
+    [const { Slot { name: AtomicPtr::new(ptr::null_mut()), count: AtomicU64::new(0) } }; SLOTS];
 static OTHER: AtomicU64 = AtomicU64::new(0);
 static USED: AtomicUsize = AtomicUsize::new(0);
 static CAP: AtomicUsize = AtomicUsize::new(64);
@@ -85,8 +86,7 @@ pub(crate) fn trip(reason: &str) {
             }
         } else if
         // SAFETY: published names are never freed.
-        unsafe { &*p } == reason
-        {
+        unsafe { &*p } == reason {
             slot.count.fetch_add(1, Relaxed);
             return;
         }
