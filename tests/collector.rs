@@ -226,3 +226,103 @@ fn panics_close_the_span_and_end_the_tick() {
     assert_eq!(s.stage("panics").unwrap().count, 1);
     assert_eq!(mm_trace::current_tick_id(), None, "tick uninstalled during unwind");
 }
+
+static EXCHANGE_ORDER: Site = Site::exchange("POST", "order_bug1");
+
+fn exchange_count(s: &mm_trace::Summary, api: &str) -> u64 {
+    s.exchange.iter().find(|e| e.api == api).map_or(0, |e| e.stats.count)
+}
+
+/// Bug 1: exchange requests are recorded always (SPEC), also in unsampled ticks, with slow-tick
+/// capture off or on; stages keep their sampled-only histograms.
+#[test]
+fn bug1_exchange_requests_recorded_in_unsampled_ticks() {
+    for capture in [false, true] {
+        let _g = setup(TraceConfig {
+            sample_rate: 0.0,
+            capture_slow_ticks: capture,
+            deadline_ms: 10_000.0,
+            ..Default::default()
+        });
+        for _ in 0..10 {
+            tick(|| {
+                let _x = mm_trace::__private::StageGuard::enter(&EXCHANGE_ORDER);
+                let _s = mm_trace::stage_guard!("bug1_stage");
+            });
+        }
+        let s = mm_trace::summary();
+        assert_eq!(s.ticks, 10, "capture {capture}");
+        assert_eq!(exchange_count(&s, "order_bug1"), 10, "capture {capture}");
+        assert!(s.stage("bug1_stage").is_none(), "stages of unsampled ticks stay out of histograms");
+        assert!(mm_trace::recent_traces().is_empty(), "unsampled fast ticks keep no trace");
+    }
+}
+
+/// Bug 3: traces recorded under the test clock keep their times when read after `uninstall`.
+#[test]
+fn bug3_traces_keep_test_clock_times_after_uninstall() {
+    let _g = setup(TraceConfig { sample_rate: 1.0, ..Default::default() });
+    mm_trace::test_clock::install(1000);
+    tick(|| drop(mm_trace::stage_guard!("bug3_stage")));
+    mm_trace::test_clock::uninstall();
+    // A scale makes the real clock's factor differ from the test clock's on every machine.
+    mm_trace::test_clock::set_time_scale(4.0).unwrap();
+    let traces = mm_trace::recent_traces();
+    mm_trace::test_clock::set_time_scale(1.0).unwrap();
+    let t = traces.last().expect("a sampled trace");
+    assert_eq!(t.duration_ns, 3000, "tick: 3 reads of 1000 ns steps");
+    assert_eq!(t.spans.len(), 1);
+    assert_eq!((t.spans[0].start_ns, t.spans[0].end_ns), (1000, 2000));
+}
+
+/// Bug 5: reset frees the guard-reason cardinality budget: a new set of reasons up to the cap
+/// gets its own labels, and a reason seen before the reset counts again.
+#[test]
+fn bug5_reset_frees_guard_reason_cardinality() {
+    let _g = setup(TraceConfig { label_cardinality_cap: 4, ..Default::default() });
+    for round in 0..3 {
+        for i in 0..4 {
+            mm_trace::guard_trip(&format!("bug5_r{round}_{i}"));
+        }
+        mm_trace::guard_trip("bug5_r0_0");
+        let s = mm_trace::summary();
+        for i in 0..4 {
+            let want = if round == 0 && i == 0 { 2 } else { 1 };
+            assert_eq!(s.guard_trips(&format!("bug5_r{round}_{i}")), want, "round {round}: {:?}", s.guard_trips);
+        }
+        if round == 0 {
+            assert_eq!(s.guard_trips("other"), 0, "{:?}", s.guard_trips);
+        } else {
+            // The fifth reason of the window (bug5_r0_0 again) is over the cap.
+            assert_eq!(s.guard_trips("other"), 1, "round {round}: {:?}", s.guard_trips);
+        }
+        mm_trace::reset();
+    }
+}
+
+/// Bug 6: spans cut when a tick's own plus carried spans exceed `max_spans_per_tick` count in
+/// `mm_trace_spans_dropped_total`, as in the trace.
+#[test]
+fn bug6_spans_cut_at_tick_cap_are_counted_in_health() {
+    let _g = setup(TraceConfig { sample_rate: 1.0, max_spans_per_tick: 10, ..Default::default() });
+    tick(|| {
+        for _ in 0..6 {
+            drop(mm_trace::stage_guard!("bug6_local"));
+        }
+        let ctx = mm_trace::TickContext::current();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                ctx.in_scope(|| {
+                    for _ in 0..8 {
+                        drop(mm_trace::stage_guard!("bug6_remote"));
+                    }
+                })
+            });
+        });
+    });
+    let traces = mm_trace::recent_traces();
+    let t = traces.last().unwrap();
+    assert_eq!(t.spans.len(), 10);
+    assert_eq!(t.spans_dropped, 4);
+    assert_eq!(mm_trace::summary().health.spans_dropped, 4);
+}

@@ -780,7 +780,6 @@ fn chrome_trace_has_complete_events_thread_names_and_8_overlapping_parallel_span
 /// Chrome trace and Perfetto draws them as one track. Claiming the slot when the span opens
 /// (or in `TickContext::enter`) fixes it.
 #[test]
-#[ignore = "collector bug: thread slot claimed at span close; see the doc comment"]
 fn issue3_short_lived_parallel_threads_get_distinct_tids() {
     let _g = setup(cfg());
     for _ in 0..5 {

@@ -128,3 +128,40 @@ fn quantile_rule_keeps_ticks_above_recent_p99() {
     let kept = mm_trace::recent_traces();
     assert!(kept.iter().any(|t| t.tick_id == outlier && t.reason == KeepReason::Slow && !t.deadline_missed));
 }
+
+/// Bug 4: trace files are written to a temporary file and renamed into place, so a reader
+/// never sees half a file. Observable: an existing symlink at the path is replaced, not
+/// written through, and no temporary file is left behind.
+#[cfg(unix)]
+#[test]
+fn bug4_trace_files_are_written_by_rename() {
+    let dir = std::env::temp_dir().join(format!("mm-bug4-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, "victim").unwrap();
+    let _g = setup(TraceConfig {
+        sample_rate: 1.0,
+        export_golden: true,
+        golden_trace_interval: 1,
+        golden_dir: dir.clone(),
+        ..Default::default()
+    });
+    let golden = dir.join("golden_trace_1.json");
+    std::os::unix::fs::symlink(&victim, &golden).unwrap();
+    assert_eq!(tick(0), 1);
+    let _ = mm_trace::recent_traces(); // waits for the worker
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim", "written through the old file");
+    let meta = std::fs::symlink_metadata(&golden).unwrap();
+    assert!(meta.is_file(), "the trace file replaced the old one");
+    let text = std::fs::read_to_string(&golden).unwrap();
+    assert!(text.contains("\"tick_id\""), "{text}");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    mm_trace::init(TraceConfig { export_golden: false, ..Default::default() }).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -35,6 +35,12 @@ impl Site {
         self.name
     }
 
+    /// Whether this is an exchange-request site (recorded in every tick, sampled or not).
+    #[inline(always)]
+    pub(crate) fn is_exchange(&self) -> bool {
+        matches!(self.kind, KeyKind::Exchange)
+    }
+
     /// The metric key. Relaxed is enough: the key is an index into tables that are complete
     /// before `register_key` returns, and every thread that registers gets the same value.
     #[inline(always)]

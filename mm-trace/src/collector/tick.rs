@@ -317,14 +317,23 @@ fn local() -> &'static Local {
 }
 
 /// The state a span needs from where it starts: mode, tick id, its id and parent.
+///
+/// Exchange requests are recorded always (SPEC): in an unsampled tick with capture off, an
+/// exchange span feeds its histogram as if outside a tick (and stays out of the trace).
 #[inline(always)]
-fn open_span() -> (u8, u64, u32, u32) {
+fn open_span(site: &'static Site) -> (u8, u64, u32, u32) {
     if !ENABLED.load(Relaxed) {
         return (MODE_OFF, 0, 0, 0);
     }
     match local().current() {
         None => (MODE_FREE, 0, 0, 0),
-        Some(t) if t.mode == MODE_COUNT => (MODE_OFF, 0, 0, 0),
+        Some(t) if t.mode == MODE_COUNT => {
+            if site.is_exchange() {
+                (MODE_FREE, 0, 0, 0)
+            } else {
+                (MODE_OFF, 0, 0, 0)
+            }
+        }
         Some(t) => {
             let id = t.alloc_id();
             let parent = t.parent.replace(id);
@@ -333,7 +342,8 @@ fn open_span() -> (u8, u64, u32, u32) {
     }
 }
 
-/// Closes a span: histogram (unless shadow or cancelled), trace of its tick if installed here.
+/// Closes a span: histogram (unless cancelled, or a stage of a shadow tick: exchange requests
+/// always feed theirs), trace of its tick if installed here.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn close_span(
@@ -351,7 +361,7 @@ fn close_span(
     let key = site.key();
     if cancelled {
         bump(&th.cell(key).cancelled, 1);
-    } else if mode != MODE_SHADOW {
+    } else if mode != MODE_SHADOW || site.is_exchange() {
         th.cell(key).hist.record(clock::ticks_to_ns(end.saturating_sub(start)));
     }
     if mode == MODE_FREE {
@@ -387,7 +397,7 @@ impl StageGuard {
     /// Opens a span for `site`.
     #[inline(always)]
     pub fn enter(site: &'static Site) -> StageGuard {
-        let (mode, tick_id, id, parent) = open_span();
+        let (mode, tick_id, id, parent) = open_span(site);
         let start = if mode == MODE_OFF { 0 } else { clock::now() };
         StageGuard { site, tick_id, start, id, parent, mode }
     }
@@ -448,7 +458,7 @@ impl<F: Future> Future for Instrumented<F> {
         // are plain data.
         let this = unsafe { self.get_unchecked_mut() };
         if this.phase == NEW {
-            let (mode, tick_id, id, parent) = open_span();
+            let (mode, tick_id, id, parent) = open_span(this.site);
             (this.mode, this.tick_id, this.id, this.parent) = (mode, tick_id, id, parent);
             this.phase = if mode == MODE_OFF { DONE } else { RUNNING };
             if mode != MODE_OFF {
