@@ -208,13 +208,13 @@ fn handle(trace: RawTrace) {
     if let Some(file) = write {
         let path = dir.join(file);
         let json = crate::export::json::golden_trace_json(&to_trace(&trace));
-        let res = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json));
-        match res {
+        // Temporary file in the same directory, then rename: readers never see half a file.
+        match crate::write_file(&path, &json) {
             Ok(()) => lock().files_written.push(path),
             Err(e) => {
                 EXPORT_ERRORS.fetch_add(1, Relaxed);
                 if !ERROR_REPORTED.swap(true, Relaxed) {
-                    eprintln!("mm-trace: cannot write trace {}: {e} (further errors are only counted)", path.display());
+                    eprintln!("mm-trace: cannot write trace {e} (further errors are only counted)");
                 }
             }
         }
