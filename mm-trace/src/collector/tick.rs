@@ -293,7 +293,12 @@ impl Local {
         (!t.is_null()).then(|| unsafe { &*t })
     }
 
+    /// Installs a tick (or a carried lane of one) on this thread. The thread's data slot (its
+    /// ordinal and name in traces) is claimed here, before any span of the tick opens: a slot
+    /// claimed at span close could be one that a short-lived sibling freed while this thread was
+    /// still inside an overlapping span, and both spans would share a Chrome tid.
     fn install(&self, state: &TickState) {
+        let _ = self.thread_data();
         state.prev.set(self.tick.get());
         self.tick.set(state as *const TickState as *mut TickState);
     }
@@ -561,10 +566,14 @@ fn finish_tick(l: &Local, state: &TickState, end: u64) {
         _ => None,
     };
     let dropped = u64::from(state.dropped.get());
-    if reason.is_some() && dropped > 0 {
-        bump(&th.counters.spans_dropped, dropped);
-    }
     if let Some(reason) = reason {
+        let local = state.take_spans();
+        // The tick's own spans are capped as they are pushed; with carried spans the trace is cut
+        // to the cap again when converted (`worker::to_trace`): count those here, once.
+        let cut = if remote.is_empty() { 0 } else { (local.len() + remote.len()).saturating_sub(state.cap as usize) };
+        if dropped + cut as u64 > 0 {
+            bump(&th.counters.spans_dropped, dropped + cut as u64);
+        }
         if reason == KeepReason::Slow {
             bump(&th.counters.slow_kept, 1);
         }
@@ -580,7 +589,7 @@ fn finish_tick(l: &Local, state: &TickState, end: u64) {
             end,
             missed,
             partial,
-            local: state.take_spans(),
+            local,
             remote,
             dropped,
             cap: state.cap as usize,
