@@ -164,7 +164,7 @@ impl Bot {
 
     #[exchange_req(verb = "GET", api = "book")]
     fn get_book(&self, sym: &str) -> Result<Book, BotError> {
-        self.sleep_ms(self.latency((28.0, 0.35), (53.0, 0.33)));
+        self.sleep_ms(self.latency((28.0, 0.35), (55.0, 0.33)));
         if self.rng.uniform() < 0.001 {
             return Err(BotError(format!("{sym}: book request timed out")));
         }
@@ -214,7 +214,7 @@ impl Bot {
 
     #[exchange_req(verb = "POST", api = "order")]
     fn place_order(&self, sym: &str, _quote: f64) -> Result<(), BotError> {
-        self.sleep_ms(self.latency((12.6, 0.4), (26.0, 0.33)));
+        self.sleep_ms(self.latency((12.6, 0.4), (27.0, 0.33)));
         if self.rng.uniform() < 0.0015 {
             return Err(BotError(format!("{sym}: order rejected")));
         }
