@@ -595,6 +595,8 @@ fn finish_tick(l: &Local, state: &TickState, end: u64) {
             cap: state.cap as usize,
             annotations,
             thread: th.ordinal,
+            mult: 0,
+            start_epoch_ns: 0,
         });
     }
 }
@@ -947,5 +949,6 @@ pub(crate) fn measure_span_cost() -> f64 {
     LOCAL.with(|l| l.uninstall(&state));
     state.clear_spans();
     let l1 = clock::now();
-    clock::ticks_to_ns(l1 - l0) as f64 / f64::from(N)
+    // Saturating: a clock switch (test clock) between the reads must not panic the worker.
+    clock::ticks_to_ns(l1.saturating_sub(l0)) as f64 / f64::from(N)
 }

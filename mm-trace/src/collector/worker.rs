@@ -29,6 +29,10 @@ static SUBMITTED: AtomicU64 = AtomicU64::new(0);
 static PROCESSED: AtomicU64 = AtomicU64::new(0);
 static SPAN_COST_BITS: AtomicU64 = AtomicU64::new(0);
 static ERROR_REPORTED: AtomicBool = AtomicBool::new(false);
+/// The worker thread was started / has finished its start-up span-cost measurement (which reads
+/// the clock: `flush` waits for it, so that it never overlaps a test-clock install).
+static STARTED: AtomicBool = AtomicBool::new(false);
+static READY: AtomicBool = AtomicBool::new(false);
 
 /// A kept tick as recorded: raw readings and keys, converted only when exported.
 pub(crate) struct RawTrace {
@@ -45,6 +49,19 @@ pub(crate) struct RawTrace {
     pub(crate) cap: usize,
     pub(crate) annotations: Vec<(String, String)>,
     pub(crate) thread: u32,
+    /// The clock's ns-per-reading factor (32.32 fixed point) and the tick's start in ns since the
+    /// process epoch, captured when the worker receives the trace (0 until then), so that reading
+    /// the ring later, under another clock (test clock uninstalled, time scale changed), still
+    /// converts with the clock the readings were taken with.
+    pub(crate) mult: u64,
+    pub(crate) start_epoch_ns: u64,
+}
+
+impl RawTrace {
+    /// Converts a difference of this trace's readings to ns.
+    fn ticks_to_ns(&self, ticks: u64) -> u64 {
+        u64::try_from((u128::from(ticks) * u128::from(self.mult)) >> 32).unwrap_or(u64::MAX)
+    }
 }
 
 struct Settings {
@@ -98,6 +115,7 @@ fn sender() -> &'static SyncSender<RawTrace> {
     static TX: OnceLock<SyncSender<RawTrace>> = OnceLock::new();
     TX.get_or_init(|| {
         let (tx, rx) = sync_channel(QUEUE);
+        STARTED.store(true, Release);
         std::thread::Builder::new()
             .name("mm-trace-worker".into())
             .spawn(move || run(rx))
@@ -132,7 +150,9 @@ pub(crate) fn submit(trace: RawTrace) {
 pub(crate) fn flush() {
     let target = SUBMITTED.load(Acquire);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while PROCESSED.load(Acquire) < target && Instant::now() < deadline {
+    while (PROCESSED.load(Acquire) < target || (STARTED.load(Acquire) && !READY.load(Acquire)))
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_micros(200));
     }
 }
@@ -152,6 +172,7 @@ pub(crate) fn span_cost_ns() -> f64 {
 
 fn run(rx: Receiver<RawTrace>) {
     SPAN_COST_BITS.store(super::tick::measure_span_cost().to_bits(), Relaxed);
+    READY.store(true, Release);
     let mut idle = Duration::from_millis(1);
     let mut window = QuantileWindow::default();
     loop {
@@ -173,7 +194,10 @@ fn run(rx: Receiver<RawTrace>) {
     }
 }
 
-fn handle(trace: RawTrace) {
+fn handle(mut trace: RawTrace) {
+    // `ticks_to_ns(1 << 32)` is the factor itself (exact: the factor is below 2^64).
+    trace.mult = clock::ticks_to_ns(1 << 32);
+    trace.start_epoch_ns = clock::reading_to_epoch_ns(trace.start);
     let trace = Arc::new(trace);
     let mut st = lock();
     let mut write = None;
@@ -243,7 +267,7 @@ fn to_trace(raw: &RawTrace) -> TickTrace {
         dropped += (spans.len() - raw.cap) as u64;
         spans.truncate(raw.cap);
     }
-    let rel = |t: u64| clock::ticks_to_ns(t.saturating_sub(raw.start));
+    let rel = |t: u64| raw.ticks_to_ns(t.saturating_sub(raw.start));
     let known: std::collections::HashSet<u32> = spans.iter().map(|s| s.id).collect();
     let mut thread_ids: Vec<u32> = spans.iter().map(|s| s.thread).chain([raw.thread]).collect();
     thread_ids.sort_unstable();
@@ -252,8 +276,8 @@ fn to_trace(raw: &RawTrace) -> TickTrace {
         tick_id: raw.tick_id,
         name: raw.site.name().to_owned(),
         reason: raw.reason,
-        start_ns: clock::reading_to_epoch_ns(raw.start),
-        duration_ns: clock::ticks_to_ns(raw.end.saturating_sub(raw.start)),
+        start_ns: raw.start_epoch_ns,
+        duration_ns: raw.ticks_to_ns(raw.end.saturating_sub(raw.start)),
         deadline_missed: raw.missed,
         partial_fail: raw.partial,
         annotations: raw.annotations.clone(),
