@@ -4,9 +4,18 @@
 //! compare-and-swap (its name is allocated once, on that first trip). Past the cap, trips count
 //! under `other` and the overflow is counted, so a bug that puts ids in reasons cannot grow
 //! memory or the exposition without bound.
+//!
+//! The cap applies per measurement window (`reset` starts a new one). Names are never freed
+//! (readers may hold pointers to them), so a slot keeps its name for good; what a reset frees is
+//! the cap budget: each slot records the window in which it was last counted under the cap, and
+//! the first trip of a reason in a new window reserves a place under the cap again. A reason from
+//! an earlier window that does not recur costs nothing in the new one. Counts are monotonic; the
+//! window's counts are the baseline difference taken by `summary`. Limit: names from earlier
+//! windows keep their slots, so after windows totalling more than 512 distinct reasons new
+//! reasons fold into `other` (the table is bounded, by design).
 
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 const SLOTS: usize = 512;
 const MAX_CAP: usize = SLOTS / 2;
@@ -14,12 +23,17 @@ const MAX_CAP: usize = SLOTS / 2;
 struct Slot {
     name: AtomicPtr<String>,
     count: AtomicU64,
+    /// The window in which this reason holds a place under the cap (0: none yet).
+    window: AtomicU32,
 }
 
 static TABLE: [Slot; SLOTS] =
-    [const { Slot { name: AtomicPtr::new(ptr::null_mut()), count: AtomicU64::new(0) } }; SLOTS];
+    [const { Slot { name: AtomicPtr::new(ptr::null_mut()), count: AtomicU64::new(0), window: AtomicU32::new(0) } };
+        SLOTS];
 static OTHER: AtomicU64 = AtomicU64::new(0);
-static USED: AtomicUsize = AtomicUsize::new(0);
+/// The current window (high 32 bits, starts at 1) and the places used under the cap in it (low
+/// 32 bits), in one word so that a reservation always belongs to the window it was counted in.
+static WINDOW: AtomicU64 = AtomicU64::new(1 << 32);
 static CAP: AtomicUsize = AtomicUsize::new(64);
 static OVERFLOW: AtomicU64 = AtomicU64::new(0);
 
@@ -38,6 +52,66 @@ pub(crate) fn count_overflow() {
 
 pub(crate) fn overflow() -> u64 {
     OVERFLOW.load(Relaxed)
+}
+
+const USED_MASK: u64 = 0xffff_ffff;
+
+/// Reserves a place under the cap in the current window; returns the window.
+fn reserve() -> Option<u32> {
+    let mut v = WINDOW.load(Relaxed);
+    loop {
+        if (v & USED_MASK) as usize >= cap() {
+            return None;
+        }
+        match WINDOW.compare_exchange_weak(v, v + 1, Relaxed, Relaxed) {
+            Ok(_) => return Some((v >> 32) as u32),
+            Err(x) => v = x,
+        }
+    }
+}
+
+/// Gives back a place reserved in `window` (nothing if a reset started a new window since).
+fn unreserve(window: u32) {
+    let mut v = WINDOW.load(Relaxed);
+    while (v >> 32) as u32 == window && v & USED_MASK > 0 {
+        match WINDOW.compare_exchange_weak(v, v - 1, Relaxed, Relaxed) {
+            Ok(_) => return,
+            Err(x) => v = x,
+        }
+    }
+}
+
+/// Makes sure `slot` (already named) holds a place under the cap in the current window; false
+/// if the cap is reached.
+fn activate(slot: &Slot) -> bool {
+    loop {
+        let w = slot.window.load(Relaxed);
+        if w == (WINDOW.load(Relaxed) >> 32) as u32 {
+            return true;
+        }
+        let Some(g) = reserve() else { return false };
+        if slot.window.compare_exchange(w, g, Relaxed, Relaxed).is_ok() {
+            return true;
+        }
+        // Another trip of the same reason activated it first.
+        unreserve(g);
+    }
+}
+
+/// Starts a new cap window (on `reset`): every reason must reserve a place again.
+pub(crate) fn reset() {
+    let next = |v: u64| Some(u64::from(((v >> 32) as u32).wrapping_add(1).max(1)) << 32);
+    let _ = WINDOW.fetch_update(Relaxed, Relaxed, next);
+}
+
+/// Counts a trip on an already named slot, under the cap of the current window.
+fn count_in(slot: &Slot) {
+    if activate(slot) {
+        slot.count.fetch_add(1, Relaxed);
+    } else {
+        OTHER.fetch_add(1, Relaxed);
+        count_overflow();
+    }
 }
 
 fn hash(s: &str) -> usize {
@@ -61,25 +135,28 @@ pub(crate) fn trip(reason: &str) {
         let p = slot.name.load(Acquire);
         if p.is_null() {
             // Reserve a place under the cap before claiming the slot.
-            if USED.fetch_add(1, Relaxed) >= cap() {
-                USED.fetch_sub(1, Relaxed);
+            let Some(g) = reserve() else {
                 OTHER.fetch_add(1, Relaxed);
                 count_overflow();
                 return;
-            }
+            };
             let mine = Box::into_raw(Box::new(reason.to_owned()));
             match slot.name.compare_exchange(ptr::null_mut(), mine, AcqRel, Acquire) {
                 Ok(_) => {
-                    slot.count.fetch_add(1, Relaxed);
+                    // A concurrent trip of the same reason may have activated the slot already.
+                    if slot.window.compare_exchange(0, g, Relaxed, Relaxed).is_err() {
+                        unreserve(g);
+                    }
+                    count_in(slot);
                     return;
                 }
                 Err(winner) => {
-                    USED.fetch_sub(1, Relaxed);
+                    unreserve(g);
                     // SAFETY: `mine` lost the race and was never shared.
                     drop(unsafe { Box::from_raw(mine) });
                     // SAFETY: published names are never freed.
                     if unsafe { &*winner } == reason {
-                        slot.count.fetch_add(1, Relaxed);
+                        count_in(slot);
                         return;
                     }
                 }
@@ -87,7 +164,7 @@ pub(crate) fn trip(reason: &str) {
         } else if
         // SAFETY: published names are never freed.
         unsafe { &*p } == reason {
-            slot.count.fetch_add(1, Relaxed);
+            count_in(slot);
             return;
         }
     }

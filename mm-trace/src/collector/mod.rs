@@ -465,5 +465,6 @@ pub(crate) fn reset() {
     *BASELINE.lock().unwrap_or_else(|e| e.into_inner()) = Some(raw);
     NEXT_TICK.store(1, Relaxed);
     PARALLEL_SYMBOLS.store(0, Relaxed);
+    labels::reset();
     worker::reset();
 }
