@@ -202,7 +202,9 @@ pub(crate) fn bump(c: &AtomicU64, by: u64) {
 pub(crate) struct ThreadData {
     next: AtomicPtr<ThreadData>,
     in_use: AtomicBool,
-    pub(crate) ordinal: u32,
+    /// This claim's thread id in traces: fresh on every claim, so a reused slot never gives a
+    /// second thread the id (and name) of one whose spans are still in a trace.
+    pub(crate) ordinal: AtomicU32,
     cells: Box<[AtomicPtr<Cell>]>,
     pub(crate) counters: Counters,
     pub(crate) name: Mutex<String>,
@@ -263,13 +265,14 @@ pub(crate) fn claim_thread_data() -> &'static ThreadData {
     for t in threads() {
         if t.in_use.compare_exchange(false, true, Acquire, Relaxed).is_ok() {
             *t.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
+            t.ordinal.store(THREAD_COUNT.fetch_add(1, Relaxed), Relaxed);
             return t;
         }
     }
     let data = Box::into_raw(Box::new(ThreadData {
         next: AtomicPtr::new(ptr::null_mut()),
         in_use: AtomicBool::new(true),
-        ordinal: THREAD_COUNT.fetch_add(1, Relaxed),
+        ordinal: AtomicU32::new(THREAD_COUNT.fetch_add(1, Relaxed)),
         cells: (0..MAX_KEYS).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
         counters: Counters::default(),
         name: Mutex::new(name),
@@ -289,16 +292,31 @@ pub(crate) fn claim_thread_data() -> &'static ThreadData {
 
 /// Called from the thread-exit hook: the slot becomes reusable, its counts stay.
 pub(crate) fn release_thread_data(t: &ThreadData) {
+    let name = t.name.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut exited = EXITED_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if exited.len() == EXITED_NAMES_KEPT {
+        exited.pop_front();
+    }
+    exited.push_back((t.ordinal.load(Relaxed), name));
+    drop(exited);
     t.in_use.store(false, Release);
 }
 
+/// Names of the most recently exited threads, so traces read after a thread exited still name
+/// it (bounded: a process spawning a thread per tick does not grow it). Cold path only.
+static EXITED_NAMES: Mutex<std::collections::VecDeque<(u32, String)>> = Mutex::new(std::collections::VecDeque::new());
+const EXITED_NAMES_KEPT: usize = 4096;
+
 /// The name of the thread with `ordinal`, for traces.
 pub(crate) fn thread_name(ordinal: u32) -> String {
-    threads()
-        .find(|t| t.ordinal == ordinal)
-        .map(|t| t.name.lock().unwrap_or_else(|e| e.into_inner()).clone())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| format!("thread-{ordinal}"))
+    let live = threads()
+        .find(|t| t.ordinal.load(Relaxed) == ordinal)
+        .map(|t| t.name.lock().unwrap_or_else(|e| e.into_inner()).clone());
+    let name = live.or_else(|| {
+        let exited = EXITED_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        exited.iter().rev().find(|(o, _)| *o == ordinal).map(|(_, n)| n.clone())
+    });
+    name.filter(|n| !n.is_empty()).unwrap_or_else(|| format!("thread-{ordinal}"))
 }
 
 // ---------------------------------------------------------------------------------------------

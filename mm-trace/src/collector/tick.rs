@@ -379,7 +379,7 @@ fn close_span(
             t.parent.set(parent);
         }
         let flag = if cancelled { CANCELLED } else { 0 };
-        t.push(SpanRec { key: key | flag, id, parent, thread: th.ordinal, start, end });
+        t.push(SpanRec { key: key | flag, id, parent, thread: th.ordinal.load(Relaxed), start, end });
     }
 }
 
@@ -594,7 +594,7 @@ fn finish_tick(l: &Local, state: &TickState, end: u64) {
             dropped,
             cap: state.cap as usize,
             annotations,
-            thread: th.ordinal,
+            thread: th.ordinal.load(Relaxed),
             mult: 0,
             start_epoch_ns: 0,
         });
