@@ -52,6 +52,15 @@ fn configure(enabled: bool, sample_rate: f64, capture_slow_ticks: bool) {
 
 /// Times `iters` spans of `site`, run `SPANS_PER_TICK` to a tick (`in_tick`) or with no tick.
 fn spans(iters: u64, site: &'static Site, in_tick: bool) -> Duration {
+    if std::ptr::eq(site, &EXCHANGE) {
+        spans_of::<true>(iters, site, in_tick)
+    } else {
+        spans_of::<false>(iters, site, in_tick)
+    }
+}
+
+/// What the macros expand to for each kind of site: `#[exchange_req]` -> `enter`, stages -> `enter_stage`.
+fn spans_of<const EXCHANGE_SITE: bool>(iters: u64, site: &'static Site, in_tick: bool) -> Duration {
     let mut left = iters;
     let mut total = Duration::ZERO;
     while left > 0 {
@@ -59,7 +68,9 @@ fn spans(iters: u64, site: &'static Site, in_tick: bool) -> Duration {
         let t0 = Instant::now();
         let tick = in_tick.then(|| TickGuard::begin(&TICK));
         for _ in 0..n {
-            let _g = StageGuard::enter(site);
+            // What the macros expand to for each kind of site.
+            let _g =
+                if std::ptr::eq(site, &EXCHANGE) { StageGuard::enter(site) } else { StageGuard::enter_stage(site) };
         }
         drop(tick);
         total += t0.elapsed();

@@ -56,7 +56,7 @@ fn probe_loop(case: &str, n: u64) {
         for _ in 0..n {
             let _t = TickGuard::begin(&TICK);
             for site in &WORK {
-                let _g = StageGuard::enter(site);
+                let _g = StageGuard::enter_stage(site);
                 black_box(site);
             }
         }
@@ -67,7 +67,7 @@ fn probe_loop(case: &str, n: u64) {
         let k = left.min(SPANS_PER_TICK);
         let _t = TickGuard::begin(&TICK);
         for _ in 0..k {
-            let _g = StageGuard::enter(&STAGE);
+            let _g = StageGuard::enter_stage(&STAGE);
         }
         left -= k;
     }
@@ -88,7 +88,7 @@ fn rss(secs: u64, rate: u64) -> (u64, u64, u64, Duration) {
             while done < target {
                 let _t = TickGuard::begin(&TICK);
                 for site in &WORK {
-                    let _g = StageGuard::enter(site);
+                    let _g = StageGuard::enter_stage(site);
                 }
                 done += WORK.len() as u64;
             }

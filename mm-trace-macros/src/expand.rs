@@ -138,7 +138,11 @@ pub fn expand(args: &Args, f: &FnItem) -> TokenStream {
     let wrapper = if is_tick { quote!(TickFuture) } else { quote!(Instrumented) };
     let new_body = match shape(f) {
         Shape::Sync => {
-            let enter = if is_tick { quote!(TickGuard::begin) } else { quote!(StageGuard::enter) };
+            let enter = match args {
+                Args::Tick => quote!(TickGuard::begin),
+                Args::Stage { .. } => quote!(StageGuard::enter_stage),
+                Args::Exchange { .. } => quote!(StageGuard::enter),
+            };
             quote! {
                 let #guard = ::mm_trace::__private::#enter(#site);
                 #body
@@ -242,7 +246,7 @@ mod tests {
 #[inline]
 pub(crate) fn fetch(&self, n: u32) -> Result<u32, E> {
     #![allow(unused)]
-    let __mm_guard = ::mm_trace::__private::StageGuard::enter({
+    let __mm_guard = ::mm_trace::__private::StageGuard::enter_stage({
         static __MM_SITE: ::mm_trace::__private::Site = ::mm_trace::__private::Site::stage(
             "fetch_md",
         );

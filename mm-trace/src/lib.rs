@@ -527,7 +527,7 @@ macro_rules! stage_guard {
     ($name:literal $(,)?) => {{
         const _: () = $crate::__private::check_stage_name($name);
         static __MM_SITE: $crate::__private::Site = $crate::__private::Site::stage($name);
-        $crate::__private::StageGuard::enter(&__MM_SITE)
+        $crate::__private::StageGuard::enter_stage(&__MM_SITE)
     }};
     ($($other:tt)*) => {
         ::core::compile_error!("stage_guard! takes a string literal name: write let _g = stage_guard!(\"guards\");")
