@@ -208,9 +208,9 @@ fn thread_cpu() -> Duration {
     Duration::from_nanos(s.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
-/// Per-thread CPU time of `iters` recorded spans with `threads` threads recording at once:
-/// each thread measures its own spans; the mean over the threads is returned.
-fn spans_on_threads(iters: u64, threads: usize) -> Duration {
+/// Mean per-thread time of `iters` recorded spans with `threads` threads recording at once:
+/// each thread's own CPU time (`cpu`), or wall time, which also counts waiting for a core.
+fn spans_on_threads(iters: u64, threads: usize, cpu: bool) -> Duration {
     let start = Barrier::new(threads);
     let total: Duration = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -219,6 +219,9 @@ fn spans_on_threads(iters: u64, threads: usize) -> Duration {
                     // Warm this thread's data (first span claims the slot and its cells).
                     spans(SPANS_PER_TICK, &STAGE, true);
                     start.wait();
+                    if !cpu {
+                        return spans(iters, &STAGE, true);
+                    }
                     let t0 = thread_cpu();
                     spans(iters, &STAGE, true);
                     thread_cpu() - t0
@@ -230,31 +233,13 @@ fn spans_on_threads(iters: u64, threads: usize) -> Duration {
     total / threads as u32
 }
 
-/// As `spans_on_threads`, in wall time (counts time a thread waited for a core).
-fn spans_on_threads_wall(iters: u64, threads: usize) -> Duration {
-    let start = Barrier::new(threads);
-    let total: Duration = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    spans(SPANS_PER_TICK, &STAGE, true);
-                    start.wait();
-                    spans(iters, &STAGE, true)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("bench thread")).sum()
-    });
-    total / threads as u32
-}
-
 fn threads(c: &mut Criterion) {
     configure(true, 1.0, true);
     let mut g = c.benchmark_group("threads");
-    g.bench_function("recorded_1_thread", |b| b.iter_custom(|n| spans_on_threads(n, 1)));
-    g.bench_function("recorded_2_threads", |b| b.iter_custom(|n| spans_on_threads(n, 2)));
-    g.bench_function("recorded_1_thread_wall", |b| b.iter_custom(|n| spans_on_threads_wall(n, 1)));
-    g.bench_function("recorded_2_threads_wall", |b| b.iter_custom(|n| spans_on_threads_wall(n, 2)));
+    g.bench_function("recorded_1_thread", |b| b.iter_custom(|n| spans_on_threads(n, 1, true)));
+    g.bench_function("recorded_2_threads", |b| b.iter_custom(|n| spans_on_threads(n, 2, true)));
+    g.bench_function("recorded_1_thread_wall", |b| b.iter_custom(|n| spans_on_threads(n, 1, false)));
+    g.bench_function("recorded_2_threads_wall", |b| b.iter_custom(|n| spans_on_threads(n, 2, false)));
     g.finish();
 }
 

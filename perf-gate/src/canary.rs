@@ -44,6 +44,16 @@ pub enum Decision {
     Rollback,
 }
 
+impl Decision {
+    /// `PROMOTE` or `ROLLBACK`, as reports print it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Decision::Promote => "PROMOTE",
+            Decision::Rollback => "ROLLBACK",
+        }
+    }
+}
+
 /// One rule's evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
@@ -187,14 +197,7 @@ fn show_pct(x: f64) -> String {
 
 /// The short plain-text report printed on stdout.
 pub fn text(v: &Verdict) -> String {
-    let mut s = format!(
-        "{}: {}\n",
-        match v.decision {
-            Decision::Promote => "PROMOTE",
-            Decision::Rollback => "ROLLBACK",
-        },
-        decided_by(v)
-    );
+    let mut s = format!("{}: {}\n", v.decision.label(), decided_by(v));
     let _ = writeln!(
         s,
         "  tick_total p95: baseline {:.3} ms, canary {:.3} ms, change {} (limit +{:.1}%){}",
@@ -231,10 +234,7 @@ fn mark(r: &Rule) -> &'static str {
 pub fn markdown(v: &Verdict) -> String {
     let mut s = format!(
         "# perf-gate canary\n\n**{}** — {}\n\n| rule | baseline | canary | limit | |\n|---|--:|--:|--:|---|\n",
-        match v.decision {
-            Decision::Promote => "PROMOTE",
-            Decision::Rollback => "ROLLBACK",
-        },
+        v.decision.label(),
         decided_by(v)
     );
     let status = |r: &Rule| if r.broken { "🔴 rollback" } else { "✅ ok" };

@@ -183,41 +183,37 @@ fn gate(out: &Path) -> Result<ExitCode, BoxError> {
     let report = out.join("perf_gate_report.md");
     let canary = out.join("canary_verdict.md");
     println!("\n== perf-gate: async batching (current) vs sequential (baseline) ==");
-    let compare = perf_gate::run_with_output(
-        [
-            "perf-gate".into(),
-            "--baseline".into(),
-            seq.clone().into_os_string(),
-            "--current".into(),
-            asy.clone().into_os_string(),
-            "--report".into(),
-            report.into_os_string(),
-        ],
-        &mut std::io::stdout(),
-        &mut std::io::stderr(),
-    );
+    let compare = perf_gate_in_process(&[
+        "--baseline".as_ref(),
+        seq.as_os_str(),
+        "--current".as_ref(),
+        asy.as_os_str(),
+        "--report".as_ref(),
+        report.as_os_str(),
+    ]);
     if compare == perf_gate::EXIT_ERROR {
         return Err("perf-gate could not compare the profiles (see above)".into());
     }
     println!("\n== perf-gate canary: async batching as the canary ==");
-    let verdict = perf_gate::run_with_output(
-        [
-            "perf-gate".into(),
-            "canary".into(),
-            "--baseline".into(),
-            seq.into_os_string(),
-            "--canary".into(),
-            asy.into_os_string(),
-            "--report".into(),
-            canary.into_os_string(),
-        ],
-        &mut std::io::stdout(),
-        &mut std::io::stderr(),
-    );
+    let verdict = perf_gate_in_process(&[
+        "canary".as_ref(),
+        "--baseline".as_ref(),
+        seq.as_os_str(),
+        "--canary".as_ref(),
+        asy.as_os_str(),
+        "--report".as_ref(),
+        canary.as_os_str(),
+    ]);
     match verdict {
         perf_gate::EXIT_ERROR => Err("perf-gate canary failed (see above)".into()),
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Runs perf-gate in this process with `args` (after the program name); returns its exit status.
+fn perf_gate_in_process(args: &[&std::ffi::OsStr]) -> u8 {
+    let argv = std::iter::once("perf-gate".as_ref()).chain(args.iter().copied());
+    perf_gate::run_with_output(argv, &mut std::io::stdout(), &mut std::io::stderr())
 }
 
 /// A progress line: rewritten in place on a terminal, a line every 25% otherwise.
