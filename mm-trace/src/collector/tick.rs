@@ -327,14 +327,13 @@ fn local() -> &'static Local {
 /// exchange span feeds its histogram as if outside a tick (and stays out of the trace).
 #[inline(always)]
 fn open_span(site: &'static Site) -> (u8, u64, u32, u32) {
-    open_span_of(site, site.is_exchange())
+    open_span_of(site.is_exchange())
 }
 
 /// `exchange` is a constant where the caller knows the site's kind (`enter_stage`), so a stage
 /// in an unsampled tick with capture off costs one load and one branch.
 #[inline(always)]
-fn open_span_of(site: &'static Site, exchange: bool) -> (u8, u64, u32, u32) {
-    let _ = site;
+fn open_span_of(exchange: bool) -> (u8, u64, u32, u32) {
     if !ENABLED.load(Relaxed) {
         return (MODE_OFF, 0, 0, 0);
     }
@@ -420,7 +419,7 @@ impl StageGuard {
     #[inline(always)]
     pub fn enter_stage(site: &'static Site) -> StageGuard {
         debug_assert!(!site.is_exchange(), "enter_stage on an exchange site");
-        let (mode, tick_id, id, parent) = open_span_of(site, false);
+        let (mode, tick_id, id, parent) = open_span_of(false);
         let start = if mode == MODE_OFF { 0 } else { clock::now() };
         StageGuard { site, tick_id, start, id, parent, mode }
     }
