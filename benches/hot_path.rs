@@ -27,28 +27,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use mm_trace::__private::{Instrumented, Site, StageGuard, TickFuture, TickGuard, clock_now, clock_source};
-use mm_trace::TraceConfig;
 
-static TICK: Site = Site::tick("tick");
-static STAGE: Site = Site::stage("fetch_md");
+mod common;
+use common::{SPANS_PER_TICK, STAGE, TICK, WORK, configure};
+
 static EXCHANGE: Site = Site::exchange("POST", "order");
-static WORK: [Site; 5] =
-    [Site::stage("fetch_md"), Site::stage("spread"), Site::stage("guards"), Site::stage("quote"), Site::stage("emit")];
-
-/// Spans per tick in the span benches: well under the default cap of 4096 spans per trace.
-const SPANS_PER_TICK: u64 = 1000;
-
-fn configure(enabled: bool, sample_rate: f64, capture_slow_ticks: bool) {
-    mm_trace::init(TraceConfig {
-        enabled,
-        sample_rate,
-        capture_slow_ticks,
-        export_golden: false,
-        ..Default::default()
-    })
-    .expect("valid config");
-    mm_trace::reset();
-}
 
 /// Times `iters` spans of `site`, run `SPANS_PER_TICK` to a tick (`in_tick`) or with no tick.
 fn spans(iters: u64, site: &'static Site, in_tick: bool) -> Duration {

@@ -18,16 +18,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use mm_trace::__private::{Site, StageGuard, TickGuard, clock_source};
-use mm_trace::TraceConfig;
+use mm_trace::__private::{StageGuard, TickGuard, clock_source};
 
-static TICK: Site = Site::tick("tick");
-static STAGE: Site = Site::stage("fetch_md");
-static WORK: [Site; 5] =
-    [Site::stage("fetch_md"), Site::stage("spread"), Site::stage("guards"), Site::stage("quote"), Site::stage("emit")];
-
-/// Spans per tick in the span cases (as in the criterion benches).
-const SPANS_PER_TICK: u64 = 1000;
+mod common;
+use common::{SPANS_PER_TICK, STAGE, TICK, WORK, configure};
 
 /// `(name, enabled, sample_rate, capture_slow_ticks, what one operation is)`.
 const CASES: &[(&str, bool, f64, bool, &str)] = &[
@@ -38,17 +32,6 @@ const CASES: &[(&str, bool, f64, bool, &str)] = &[
     ("tick_sampled", true, 1.0, true, "tick of 5 empty stages, sampled"),
     ("tick_unsampled", true, 0.0, true, "tick of 5 empty stages, unsampled, capture on"),
 ];
-
-fn configure(enabled: bool, sample_rate: f64, capture_slow_ticks: bool) {
-    mm_trace::init(TraceConfig {
-        enabled,
-        sample_rate,
-        capture_slow_ticks,
-        export_golden: false,
-        ..Default::default()
-    })
-    .expect("valid config");
-}
 
 #[inline(never)]
 fn probe_loop(case: &str, n: u64) {
