@@ -54,12 +54,21 @@ fn spans_of<const EXCHANGE_SITE: bool>(iters: u64, site: &'static Site, in_tick:
             // What the macros expand to for each kind of site.
             let _g =
                 if std::ptr::eq(site, &EXCHANGE) { StageGuard::enter(site) } else { StageGuard::enter_stage(site) };
+            opaque_body();
         }
         drop(tick);
         total += t0.elapsed();
         left -= n;
     }
     total
+}
+
+/// An empty stage body the compiler cannot see through (as a real stage's body is): without it,
+/// LLVM hoists the thread-local reads of an empty loop body out of the loop, and the unsampled
+/// and disabled cases would measure nothing.
+#[inline(always)]
+fn opaque_body() {
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
 }
 
 fn clock(c: &mut Criterion) {
@@ -121,7 +130,7 @@ fn tick_traced(n: u64) -> u64 {
     let _t = TickGuard::begin(&TICK);
     let mut acc = 0u64;
     for site in &WORK {
-        let _g = StageGuard::enter(site);
+        let _g = StageGuard::enter_stage(site);
         acc = acc.wrapping_add(spin(n));
     }
     acc

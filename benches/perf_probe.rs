@@ -51,6 +51,8 @@ fn probe_loop(case: &str, n: u64) {
         let _t = TickGuard::begin(&TICK);
         for _ in 0..k {
             let _g = StageGuard::enter_stage(&STAGE);
+            // A stage body the compiler cannot see through (see `hot_path::opaque_body`).
+            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
         }
         left -= k;
     }

@@ -326,3 +326,31 @@ fn bug6_spans_cut_at_tick_cap_are_counted_in_health() {
     assert_eq!(t.spans_dropped, 4);
     assert_eq!(mm_trace::summary().health.spans_dropped, 4);
 }
+
+/// A thread that runs an unsampled, capture-off tick (whose stages record nothing) and joins a
+/// sampled tick's carried context in the middle of it: stages inside the context belong to the
+/// sampled tick, and once the context is left the thread is back to recording nothing.
+#[test]
+fn carried_context_inside_an_unsampled_tick_records_then_stops() {
+    let _g = setup(TraceConfig { sample_rate: 1.0, capture_slow_ticks: false, ..Default::default() });
+    let sampled = TickGuard::begin(&TICK);
+    let ctx = mm_trace::TickContext::current();
+    assert!(ctx.tick_id().is_some());
+    mm_trace::set_sample_rate(0.0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tick(|| {
+                drop(mm_trace::stage_guard!("before_context"));
+                ctx.in_scope(|| drop(mm_trace::stage_guard!("in_context")));
+                drop(mm_trace::stage_guard!("after_context"));
+            });
+        });
+    });
+    drop(sampled);
+    mm_trace::set_sample_rate(1.0);
+    let s = mm_trace::summary();
+    assert_eq!(s.stage("in_context").map(|st| st.count), Some(1));
+    assert!(s.stage("before_context").is_none(), "a stage of an unsampled tick was recorded");
+    assert!(s.stage("after_context").is_none(), "leaving the context did not restore the unsampled tick");
+    assert_eq!(s.ticks, 2);
+}

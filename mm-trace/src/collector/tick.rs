@@ -215,12 +215,20 @@ impl TickState {
 struct Local {
     thread: Cell<*const ThreadData>,
     tick: Cell<*mut TickState>,
+    /// The mode of `tick` (`MODE_FREE` when none), kept next to it so that a stage in an
+    /// unsampled tick with capture off is decided by one thread-local byte.
+    mode: Cell<u8>,
     spare: Cell<*mut TickState>,
 }
 
 thread_local! {
     static LOCAL: Local = const {
-        Local { thread: Cell::new(ptr::null()), tick: Cell::new(ptr::null_mut()), spare: Cell::new(ptr::null_mut()) }
+        Local {
+            thread: Cell::new(ptr::null()),
+            tick: Cell::new(ptr::null_mut()),
+            mode: Cell::new(MODE_FREE),
+            spare: Cell::new(ptr::null_mut()),
+        }
     };
     static EXIT: ExitHook = const { ExitHook };
 }
@@ -300,13 +308,19 @@ impl Local {
     fn install(&self, state: &TickState) {
         let _ = self.thread_data();
         state.prev.set(self.tick.get());
-        self.tick.set(state as *const TickState as *mut TickState);
+        self.set_tick(state as *const TickState as *mut TickState);
     }
 
     fn uninstall(&self, state: &TickState) {
         if ptr::eq(self.tick.get(), state) {
-            self.tick.set(state.prev.get());
+            self.set_tick(state.prev.get());
         }
+    }
+
+    fn set_tick(&self, tick: *mut TickState) {
+        self.tick.set(tick);
+        // SAFETY: an installed tick stays alive until it is uninstalled from this thread.
+        self.mode.set(if tick.is_null() { MODE_FREE } else { unsafe { (*tick).mode } });
     }
 }
 
@@ -327,13 +341,7 @@ fn local() -> &'static Local {
 /// exchange span feeds its histogram as if outside a tick (and stays out of the trace).
 #[inline(always)]
 fn open_span(site: &'static Site) -> (u8, u64, u32, u32) {
-    open_span_of(site.is_exchange())
-}
-
-/// `exchange` is a constant where the caller knows the site's kind (`enter_stage`), so a stage
-/// in an unsampled tick with capture off costs one load and one branch.
-#[inline(always)]
-fn open_span_of(exchange: bool) -> (u8, u64, u32, u32) {
+    let exchange = site.is_exchange();
     if !ENABLED.load(Relaxed) {
         return (MODE_OFF, 0, 0, 0);
     }
@@ -419,26 +427,38 @@ impl StageGuard {
     #[inline(always)]
     pub fn enter_stage(site: &'static Site) -> StageGuard {
         debug_assert!(!site.is_exchange(), "enter_stage on an exchange site");
-        let (mode, tick_id, id, parent) = open_span_of(false);
-        let start = if mode == MODE_OFF { 0 } else { clock::now() };
-        StageGuard { site, tick_id, start, id, parent, mode }
+        // An unsampled tick with capture off records no stage whatever the switches say, so one
+        // thread-local byte decides it before anything else is read.
+        let l = local();
+        if l.mode.get() == MODE_COUNT || !ENABLED.load(Relaxed) {
+            return StageGuard { site, tick_id: 0, start: 0, id: 0, parent: 0, mode: MODE_OFF };
+        }
+        let (mode, tick_id, id, parent) = match l.current() {
+            None => (MODE_FREE, 0, 0, 0),
+            Some(t) => {
+                let id = t.alloc_id();
+                (t.mode, t.tick_id, id, t.parent.replace(id))
+            }
+        };
+        StageGuard { site, tick_id, start: clock::now(), id, parent, mode }
     }
 }
 
-impl StageGuard {
-    /// Out of line so that the drop glue stays small enough to be inlined at every call site:
-    /// a guard that records nothing then costs one compare, and a recording one one call.
-    #[inline(never)]
-    fn close(&self, end: u64) {
-        close_span(self.site, self.mode, self.tick_id, self.id, self.parent, self.start, end, false);
-    }
+/// Closes a guard's span. Out of line, so that the drop glue stays small enough to be inlined at
+/// every call site (a guard that records nothing then costs one compare, a recording one one
+/// call), and taking the fields by value (in registers), so that the guard never has to be
+/// written to memory: a guard that records nothing stays a few registers.
+#[inline(never)]
+fn close_guard(site: &'static Site, tick_id: u64, start: u64, ids: u64, mode: u8, end: u64) {
+    close_span(site, mode, tick_id, ids as u32, (ids >> 32) as u32, start, end, false);
 }
 
 impl Drop for StageGuard {
     #[inline(always)]
     fn drop(&mut self) {
         if self.mode != MODE_OFF {
-            self.close(clock::now());
+            let ids = u64::from(self.id) | (u64::from(self.parent) << 32);
+            close_guard(self.site, self.tick_id, self.start, ids, self.mode, clock::now());
         }
     }
 }
