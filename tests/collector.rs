@@ -336,7 +336,7 @@ fn carried_context_inside_an_unsampled_tick_records_then_stops() {
     let sampled = TickGuard::begin(&TICK);
     let ctx = mm_trace::TickContext::current();
     assert!(ctx.tick_id().is_some());
-    mm_trace::set_sample_rate(0.0);
+    mm_trace::set_sample_rate(0.0).unwrap();
     std::thread::scope(|s| {
         s.spawn(|| {
             tick(|| {
@@ -347,7 +347,7 @@ fn carried_context_inside_an_unsampled_tick_records_then_stops() {
         });
     });
     drop(sampled);
-    mm_trace::set_sample_rate(1.0);
+    mm_trace::set_sample_rate(1.0).unwrap();
     let s = mm_trace::summary();
     assert_eq!(s.stage("in_context").map(|st| st.count), Some(1));
     assert!(s.stage("before_context").is_none(), "a stage of an unsampled tick was recorded");
