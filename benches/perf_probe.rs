@@ -5,7 +5,7 @@
 //! perf_probe rss [secs]     record 10 M spans/s for secs (default 10) and check peak RSS
 //! ```
 //!
-//! Each case runs its operations inside `probe_loop` (in slices of 500 with the trace worker
+//! Each case runs its operations inside `probe_loop` (in slices of 200 with the trace worker
 //! drained between them), a function that is never inlined so that
 //! callgrind can count only its instructions (`--toggle-collect=*probe_loop*`): start-up, clock
 //! calibration and the trace worker thread are left out, and the count of `n` operations is an
@@ -142,12 +142,14 @@ fn main() {
     let _ = clock_source();
     // Warm up: thread slot, cells, spare tick buffer (a constant, cancelled by the difference).
     probe_loop(case, 2 * SPANS_PER_TICK);
-    // In slices, with the trace worker drained between them outside `probe_loop`: the worker's
-    // queue never fills, so every kept trace takes the same path whatever the machine's speed
-    // (a full queue drops the trace on the tick thread, which costs other instructions).
+    // In slices, with the trace worker drained between them outside `probe_loop`: a slice keeps
+    // fewer traces than a thread has trace buffers (`MAX_TRACE_BUFS`, 256), so the worker's
+    // queue never fills and every kept trace takes the same path (buffers given back by the
+    // worker, allocated during the warm-up) whatever the machine's speed; a full queue or an
+    // exhausted pool would drop the trace on the tick thread, which costs other instructions.
     let mut left = n;
     while left > 0 {
-        let k = left.min(500);
+        let k = left.min(200);
         probe_loop(case, k);
         mm_trace::flush();
         left -= k;

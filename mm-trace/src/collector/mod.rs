@@ -8,6 +8,7 @@
 //! bounded by the peak number of live threads.
 
 pub(crate) mod labels;
+pub(crate) mod recycle;
 pub(crate) mod tick;
 pub(crate) mod worker;
 
@@ -208,6 +209,10 @@ pub(crate) struct ThreadData {
     cells: Box<[AtomicPtr<Cell>]>,
     pub(crate) counters: Counters,
     pub(crate) name: Mutex<String>,
+    /// Kept-trace buffers the worker gave back; only the thread holding this slot pops them.
+    pub(crate) returned: recycle::GiveBack<worker::RawTrace>,
+    /// Kept-trace buffers this slot has allocated (its holder writes it: relaxed load + store).
+    pub(crate) trace_bufs: AtomicU32,
 }
 
 static THREADS: AtomicPtr<ThreadData> = AtomicPtr::new(ptr::null_mut());
@@ -276,6 +281,8 @@ pub(crate) fn claim_thread_data() -> &'static ThreadData {
         cells: (0..MAX_KEYS).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
         counters: Counters::default(),
         name: Mutex::new(name),
+        returned: recycle::GiveBack::new(),
+        trace_bufs: AtomicU32::new(0),
     }));
     let mut head = THREADS.load(Relaxed);
     loop {

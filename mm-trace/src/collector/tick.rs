@@ -182,13 +182,6 @@ impl TickState {
         }
     }
 
-    fn take_spans(&self) -> Vec<SpanRec> {
-        // SAFETY: as in `push`.
-        let spans = unsafe { &mut *self.spans.get() };
-        let keep = spans.len().clamp(16, 1024);
-        std::mem::replace(spans, Vec::with_capacity(keep))
-    }
-
     fn clear_spans(&self) {
         // SAFETY: as in `push`.
         unsafe { (*self.spans.get()).clear() };
@@ -604,10 +597,11 @@ fn finish_tick(l: &Local, state: &TickState, end: u64) {
     };
     let dropped = u64::from(state.dropped.get());
     if let Some(reason) = reason {
-        let local = state.take_spans();
+        // SAFETY: the tick is uninstalled; no other reference to its span vector exists.
+        let spans = unsafe { &mut *state.spans.get() };
         // The tick's own spans are capped as they are pushed; with carried spans the trace is cut
         // to the cap again when converted (`worker::to_trace`): count those here, once.
-        let cut = if remote.is_empty() { 0 } else { (local.len() + remote.len()).saturating_sub(state.cap as usize) };
+        let cut = if remote.is_empty() { 0 } else { (spans.len() + remote.len()).saturating_sub(state.cap as usize) };
         if dropped + cut as u64 > 0 {
             bump(&th.counters.spans_dropped, dropped + cut as u64);
         }
@@ -618,24 +612,35 @@ fn finish_tick(l: &Local, state: &TickState, end: u64) {
         if let Some(s) = &shared {
             annotations.extend(s.annotations.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
         }
-        worker::submit(worker::RawTrace {
-            tick_id: state.tick_id,
-            site: state.site,
-            reason,
-            start: state.start,
-            end,
-            missed,
-            partial,
-            local,
-            remote,
-            dropped,
-            cap: state.cap as usize,
-            annotations,
-            thread: th.ordinal.load(Relaxed),
-            mult: 0,
-            start_epoch_ns: 0,
-        });
+        let Some(mut node) = trace_buffers(th, state.site, spans.len()) else {
+            worker::TRACES_DROPPED.fetch_add(1, Relaxed);
+            return;
+        };
+        let t = &mut node.value;
+        (t.tick_id, t.site, t.reason, t.start, t.end) = (state.tick_id, state.site, reason, state.start, end);
+        (t.missed, t.partial, t.dropped, t.cap) = (missed, partial, dropped, state.cap as usize);
+        (t.remote, t.annotations, t.thread) = (remote, annotations, th.ordinal.load(Relaxed));
+        (t.mult, t.start_epoch_ns) = (0, 0);
+        // The kept spans go to the worker in the node; the node's emptied buffer (with its
+        // capacity) becomes this thread's span buffer.
+        std::mem::swap(&mut t.local, spans);
+        worker::submit(node);
     }
+}
+
+/// Buffers for a kept trace: given back by the worker, or new while the thread slot has fewer
+/// than `MAX_TRACE_BUFS`; `None` (the trace is dropped, and counted) past that.
+fn trace_buffers(th: &'static ThreadData, site: &'static Site, spans: usize) -> Option<worker::TraceNode> {
+    // SAFETY: `th` is the slot this thread holds, and only its holder pops its stack.
+    if let Some(node) = unsafe { th.returned.pop() } {
+        return Some(node);
+    }
+    let made = th.trace_bufs.load(Relaxed);
+    if made >= worker::MAX_TRACE_BUFS {
+        return None;
+    }
+    th.trace_bufs.store(made + 1, Relaxed);
+    Some(super::recycle::Node::new(worker::RawTrace::empty(th, site, spans)))
 }
 
 /// The guard `#[traced_tick]` puts at the top of a synchronous tick.
@@ -660,15 +665,14 @@ impl TickGuard {
         if !ENABLED.load(Relaxed) {
             return TickGuard { inner: TickInner::Off };
         }
-        LOCAL.with(|l| {
-            if l.current().is_some() {
-                return TickGuard { inner: TickInner::Nested(StageGuard::enter(site)) };
-            }
-            let state = Box::into_raw(begin_tick(l, site));
-            // SAFETY: just created; freed only in `drop` below.
-            l.install(unsafe { &*state });
-            TickGuard { inner: TickInner::Active(state) }
-        })
+        let l = local();
+        if l.current().is_some() {
+            return TickGuard { inner: TickInner::Nested(StageGuard::enter(site)) };
+        }
+        let state = Box::into_raw(begin_tick(l, site));
+        // SAFETY: just created; freed only in `drop` below.
+        l.install(unsafe { &*state });
+        TickGuard { inner: TickInner::Active(state) }
     }
 }
 
@@ -678,11 +682,10 @@ impl Drop for TickGuard {
             let end = clock::now();
             // SAFETY: created by `begin` with `Box::into_raw`; this guard is its only owner.
             let state = unsafe { Box::from_raw(state) };
-            LOCAL.with(|l| {
-                l.uninstall(&state);
-                finish_tick(l, &state, end);
-                l.give_state(state);
-            });
+            let l = local();
+            l.uninstall(&state);
+            finish_tick(l, &state, end);
+            l.give_state(state);
         }
     }
 }

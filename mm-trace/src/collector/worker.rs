@@ -1,7 +1,11 @@
 //! The trace worker: a background thread that owns kept traces.
 //!
-//! Tick threads hand a kept trace over with one non-blocking `try_send` into a bounded queue
-//! (full queue: the trace is counted as dropped, the tick never waits). The worker polls the
+//! Tick threads hand a kept trace over with one non-blocking `try_send` of a pointer into a
+//! bounded queue (full queue: the trace is counted as dropped, the tick never waits). The trace
+//! travels in a buffer node its thread owns: the worker copies it into the ring of recent traces
+//! (and writes its file), then clears the node and gives it back to that thread (`recycle`), so a
+//! kept trace costs the tick thread no allocation in steady state and buffers never wait in the
+//! ring. The worker polls the
 //! queue (so senders never have to wake it with a syscall), keeps the last `chrome_ring_ticks`
 //! traces for the Chrome export, writes golden and slow-tick files, enforces the slow-tick rate
 //! limit, and refreshes the slow-tick quantile threshold once a second.
@@ -9,12 +13,13 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::recycle::Node;
 use super::tick::SpanRec;
-use super::{EXPORT_ERRORS, KeyKind, SLOW_QUANTILE_NS, TICK_TOTAL, key_infos, thread_name, threads};
+use super::{EXPORT_ERRORS, KeyKind, SLOW_QUANTILE_NS, TICK_TOTAL, ThreadData, key_infos, thread_name, threads};
 use crate::clock;
 use crate::config::TraceConfig;
 use crate::histogram::HistogramSnapshot;
@@ -22,6 +27,12 @@ use crate::site::Site;
 use crate::summary::{KeepReason, TickTrace, TraceSpan};
 
 const QUEUE: usize = 1024;
+/// Most kept-trace buffers one thread slot allocates: a thread whose buffers are all waiting in
+/// the queue drops its next kept trace (counted, like a full queue) instead of growing memory.
+pub(crate) const MAX_TRACE_BUFS: u32 = 256;
+/// Span capacity a given-back buffer keeps (larger ones are shrunk by the worker), so the
+/// buffers of a thread hold at most `MAX_TRACE_BUFS` x this many spans between traces.
+const KEPT_SPAN_CAPACITY: usize = 1024;
 
 pub(crate) static TRACES_DROPPED: AtomicU64 = AtomicU64::new(0);
 pub(crate) static SLOW_RATE_LIMITED: AtomicU64 = AtomicU64::new(0);
@@ -35,7 +46,10 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 static READY: AtomicBool = AtomicBool::new(false);
 
 /// A kept tick as recorded: raw readings and keys, converted only when exported.
+#[derive(Clone)]
 pub(crate) struct RawTrace {
+    /// The thread slot whose buffers these are (they go back to it).
+    pub(crate) home: &'static ThreadData,
     pub(crate) tick_id: u64,
     pub(crate) site: &'static Site,
     pub(crate) reason: KeepReason,
@@ -57,7 +71,32 @@ pub(crate) struct RawTrace {
     pub(crate) start_epoch_ns: u64,
 }
 
+/// A kept trace in its buffer node, as handed to the worker.
+pub(crate) type TraceNode = Box<Node<RawTrace>>;
+
 impl RawTrace {
+    /// Empty buffers of `home`, with room for `spans` spans.
+    pub(crate) fn empty(home: &'static ThreadData, site: &'static Site, spans: usize) -> Self {
+        RawTrace {
+            home,
+            tick_id: 0,
+            site,
+            reason: KeepReason::Sampled,
+            start: 0,
+            end: 0,
+            missed: false,
+            partial: false,
+            local: Vec::with_capacity(spans.clamp(16, KEPT_SPAN_CAPACITY)),
+            remote: Vec::new(),
+            dropped: 0,
+            cap: 0,
+            annotations: Vec::new(),
+            thread: 0,
+            mult: 0,
+            start_epoch_ns: 0,
+        }
+    }
+
     /// Converts a difference of this trace's readings to ns.
     fn ticks_to_ns(&self, ticks: u64) -> u64 {
         u64::try_from((u128::from(ticks) * u128::from(self.mult)) >> 32).unwrap_or(u64::MAX)
@@ -88,7 +127,7 @@ impl From<&TraceConfig> for Settings {
 
 struct State {
     settings: Settings,
-    ring: VecDeque<Arc<RawTrace>>,
+    ring: VecDeque<RawTrace>,
     sampled_seen: u64,
     slow_window: (Instant, u32),
     files_written: Vec<PathBuf>,
@@ -111,8 +150,8 @@ fn lock() -> std::sync::MutexGuard<'static, State> {
     state().lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn sender() -> &'static SyncSender<RawTrace> {
-    static TX: OnceLock<SyncSender<RawTrace>> = OnceLock::new();
+fn sender() -> &'static SyncSender<TraceNode> {
+    static TX: OnceLock<SyncSender<TraceNode>> = OnceLock::new();
     TX.get_or_init(|| {
         let (tx, rx) = sync_channel(QUEUE);
         STARTED.store(true, Release);
@@ -135,15 +174,27 @@ pub(crate) fn configure(cfg: &TraceConfig) {
 }
 
 /// Hands a kept trace to the worker without blocking.
-pub(crate) fn submit(trace: RawTrace) {
+pub(crate) fn submit(trace: TraceNode) {
     match sender().try_send(trace) {
         Ok(()) => {
             SUBMITTED.fetch_add(1, Release);
         }
-        Err(_) => {
+        Err(TrySendError::Full(node) | TrySendError::Disconnected(node)) => {
             TRACES_DROPPED.fetch_add(1, Relaxed);
+            give_back(node);
         }
     }
+}
+
+/// Empties a trace's buffers and gives them back to their thread slot.
+fn give_back(mut node: TraceNode) {
+    let t = &mut node.value;
+    t.local.clear();
+    t.local.shrink_to(KEPT_SPAN_CAPACITY);
+    t.remote.clear();
+    t.remote.shrink_to(KEPT_SPAN_CAPACITY);
+    t.annotations.clear();
+    t.home.returned.push(node);
 }
 
 /// Waits (up to 10 s) until every trace submitted so far has been processed and written.
@@ -170,7 +221,7 @@ pub(crate) fn span_cost_ns() -> f64 {
     f64::from_bits(SPAN_COST_BITS.load(Relaxed))
 }
 
-fn run(rx: Receiver<RawTrace>) {
+fn run(rx: Receiver<TraceNode>) {
     SPAN_COST_BITS.store(super::tick::measure_span_cost().to_bits(), Relaxed);
     READY.store(true, Release);
     let mut idle = Duration::from_millis(1);
@@ -194,11 +245,11 @@ fn run(rx: Receiver<RawTrace>) {
     }
 }
 
-fn handle(mut trace: RawTrace) {
+fn handle(mut node: TraceNode) {
+    let trace = &mut node.value;
     // `ticks_to_ns(1 << 32)` is the factor itself (exact: the factor is below 2^64).
     trace.mult = clock::ticks_to_ns(1 << 32);
     trace.start_epoch_ns = clock::reading_to_epoch_ns(trace.start);
-    let trace = Arc::new(trace);
     let mut st = lock();
     let mut write = None;
     match trace.reason {
@@ -215,6 +266,8 @@ fn handle(mut trace: RawTrace) {
             }
             if st.slow_window.1 >= st.settings.slow_per_sec {
                 SLOW_RATE_LIMITED.fetch_add(1, Relaxed);
+                drop(st);
+                give_back(node);
                 return;
             }
             st.slow_window.1 += 1;
@@ -223,15 +276,20 @@ fn handle(mut trace: RawTrace) {
             }
         }
     }
-    st.ring.push_back(trace.clone());
+    // The ring keeps a copy (the worker's own allocation, freed by the worker when it falls out),
+    // so the node goes back to its thread at once: a thread's buffers only ever wait in the queue.
+    st.ring.push_back(node.value.clone());
+    let mut evicted = Vec::new();
     while st.ring.len() > st.settings.ring {
-        st.ring.pop_front();
+        evicted.extend(st.ring.pop_front());
     }
-    let dir = st.settings.dir.clone();
+    let path = write.map(|file| st.settings.dir.join(file));
     drop(st);
-    if let Some(file) = write {
-        let path = dir.join(file);
-        let json = crate::export::json::golden_trace_json(&to_trace(&trace));
+    drop(evicted);
+    let golden = path.map(|path| (path, to_trace(&node.value)));
+    give_back(node);
+    if let Some((path, trace)) = golden {
+        let json = crate::export::json::golden_trace_json(&trace);
         // Temporary file in the same directory, then rename: readers never see half a file.
         match crate::write_file(&path, &json) {
             Ok(()) => lock().files_written.push(path),
@@ -253,8 +311,8 @@ pub(crate) fn files_written() -> Vec<PathBuf> {
 /// The kept traces in the ring, oldest first.
 pub(crate) fn recent_traces() -> Vec<TickTrace> {
     flush();
-    let ring: Vec<Arc<RawTrace>> = lock().ring.iter().cloned().collect();
-    ring.iter().map(|t| to_trace(t)).collect()
+    let ring: Vec<RawTrace> = lock().ring.iter().cloned().collect();
+    ring.iter().map(to_trace).collect()
 }
 
 /// Converts raw readings and keys to a [`TickTrace`] (cold path).
