@@ -110,7 +110,7 @@ fn main() {
         let (spans, hwm_kb, after_1s, elapsed) = rss(secs, 10_000_000);
         let s = mm_trace::summary();
         println!(
-            "rss: {spans} spans in {:.2} s ({:.1} M/s), sampled ticks {}, traces kept {} dropped (queue full) {}, \
+            "rss: {spans} spans in {:.2} s ({:.1} M/s), sampled ticks {}, traces kept {} dropped (worker behind) {}, \
              peak RSS (VmHWM) {:.1} MB, RSS after 1 s {:.1} MB, limit {limit_mb} MB",
             elapsed.as_secs_f64(),
             spans as f64 / elapsed.as_secs_f64() / 1e6,

@@ -130,7 +130,8 @@ pub struct Health {
     pub spans_dropped: u64,
     /// Spans that arrived from carried work after their tick had ended (histograms only).
     pub late_spans: u64,
-    /// Traced ticks not kept because the trace queue was full.
+    /// Traced ticks not kept because the trace queue was full (a thread has at most 256 kept
+    /// traces waiting for the trace worker).
     pub traces_dropped: u64,
     /// Slow unsampled ticks whose trace was kept.
     pub slow_ticks_kept: u64,

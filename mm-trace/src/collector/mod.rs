@@ -8,7 +8,7 @@
 //! bounded by the peak number of live threads.
 
 pub(crate) mod labels;
-pub(crate) mod recycle;
+pub(crate) mod node_stack;
 pub(crate) mod tick;
 pub(crate) mod worker;
 
@@ -193,6 +193,8 @@ pub(crate) struct Counters {
     pub(crate) spans_dropped: AtomicU64,
     pub(crate) tick_ns: AtomicU64,
     pub(crate) slow_kept: AtomicU64,
+    /// Kept traces handed to the worker (`worker::flush` waits for their sum).
+    pub(crate) traces_submitted: AtomicU64,
 }
 
 #[inline(always)]
@@ -210,7 +212,7 @@ pub(crate) struct ThreadData {
     pub(crate) counters: Counters,
     pub(crate) name: Mutex<String>,
     /// Kept-trace buffers the worker gave back; only the thread holding this slot pops them.
-    pub(crate) returned: recycle::GiveBack<worker::RawTrace>,
+    pub(crate) returned: node_stack::NodeStack<worker::RawTrace>,
     /// Kept-trace buffers this slot has allocated (its holder writes it: relaxed load + store).
     pub(crate) trace_bufs: AtomicU32,
 }
@@ -281,7 +283,7 @@ pub(crate) fn claim_thread_data() -> &'static ThreadData {
         cells: (0..MAX_KEYS).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
         counters: Counters::default(),
         name: Mutex::new(name),
-        returned: recycle::GiveBack::new(),
+        returned: node_stack::NodeStack::new(),
         trace_bufs: AtomicU32::new(0),
     }));
     let mut head = THREADS.load(Relaxed);

@@ -624,7 +624,7 @@ fn finish_tick(l: &Local, state: &TickState, end: u64) {
         // The kept spans go to the worker in the node; the node's emptied buffer (with its
         // capacity) becomes this thread's span buffer.
         std::mem::swap(&mut t.local, spans);
-        worker::submit(node);
+        worker::submit(node, &th.counters.traces_submitted);
     }
 }
 
@@ -640,7 +640,7 @@ fn trace_buffers(th: &'static ThreadData, site: &'static Site, spans: usize) -> 
         return None;
     }
     th.trace_bufs.store(made + 1, Relaxed);
-    Some(super::recycle::Node::new(worker::RawTrace::empty(th, site, spans)))
+    Some(super::node_stack::Node::new(worker::RawTrace::empty(th, site, spans)))
 }
 
 /// The guard `#[traced_tick]` puts at the top of a synchronous tick.

@@ -1,34 +1,33 @@
 //! The trace worker: a background thread that owns kept traces.
 //!
-//! Tick threads hand a kept trace over with one non-blocking `try_send` of a pointer into a
-//! bounded queue (full queue: the trace is counted as dropped, the tick never waits). The trace
-//! travels in a buffer node its thread owns: the worker copies it into the ring of recent traces
-//! (and writes its file), then clears the node and gives it back to that thread (`recycle`), so a
-//! kept trace costs the tick thread no allocation in steady state and buffers never wait in the
-//! ring. The worker polls the
-//! queue (so senders never have to wake it with a syscall), keeps the last `chrome_ring_ticks`
+//! Tick threads hand a kept trace over by pushing it onto the worker's inbox (one
+//! compare-and-swap; the tick never waits). The trace travels in a buffer node its thread slot
+//! owns, at most `MAX_TRACE_BUFS` per slot (past that the trace is counted as dropped), which
+//! bounds the inbox. The worker takes the whole inbox at once, copies each trace into the ring of
+//! recent traces (and writes its file), then clears the node and gives it back to its thread
+//! (`node_stack`), so a kept trace costs the tick thread no allocation in steady state. The worker
+//! polls the
+//! inbox (so tick threads never have to wake it with a syscall), keeps the last `chrome_ring_ticks`
 //! traces for the Chrome export, writes golden and slow-tick files, enforces the slow-tick rate
 //! limit, and refreshes the slow-tick quantile threshold once a second.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::recycle::Node;
+use super::node_stack::{Node, NodeStack};
 use super::tick::SpanRec;
-use super::{EXPORT_ERRORS, KeyKind, SLOW_QUANTILE_NS, TICK_TOTAL, ThreadData, key_infos, thread_name, threads};
+use super::{EXPORT_ERRORS, KeyKind, SLOW_QUANTILE_NS, TICK_TOTAL, ThreadData, bump, key_infos, thread_name, threads};
 use crate::clock;
 use crate::config::TraceConfig;
 use crate::histogram::HistogramSnapshot;
 use crate::site::Site;
 use crate::summary::{KeepReason, TickTrace, TraceSpan};
 
-const QUEUE: usize = 1024;
 /// Most kept-trace buffers one thread slot allocates: a thread whose buffers are all waiting in
-/// the queue drops its next kept trace (counted, like a full queue) instead of growing memory.
+/// the inbox drops its next kept trace (counted) instead of growing memory.
 pub(crate) const MAX_TRACE_BUFS: u32 = 256;
 /// Span capacity a given-back buffer keeps (larger ones are shrunk by the worker), so the
 /// buffers of a thread hold at most `MAX_TRACE_BUFS` x this many spans between traces.
@@ -36,7 +35,9 @@ const KEPT_SPAN_CAPACITY: usize = 1024;
 
 pub(crate) static TRACES_DROPPED: AtomicU64 = AtomicU64::new(0);
 pub(crate) static SLOW_RATE_LIMITED: AtomicU64 = AtomicU64::new(0);
-static SUBMITTED: AtomicU64 = AtomicU64::new(0);
+/// Kept traces waiting for the worker.
+static INBOX: NodeStack<RawTrace> = NodeStack::new();
+/// Traces the worker has handled (written by the worker only).
 static PROCESSED: AtomicU64 = AtomicU64::new(0);
 static SPAN_COST_BITS: AtomicU64 = AtomicU64::new(0);
 static ERROR_REPORTED: AtomicBool = AtomicBool::new(false);
@@ -150,17 +151,16 @@ fn lock() -> std::sync::MutexGuard<'static, State> {
     state().lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn sender() -> &'static SyncSender<TraceNode> {
-    static TX: OnceLock<SyncSender<TraceNode>> = OnceLock::new();
-    TX.get_or_init(|| {
-        let (tx, rx) = sync_channel(QUEUE);
+/// Starts the worker thread (once).
+fn start() {
+    static START: OnceLock<()> = OnceLock::new();
+    START.get_or_init(|| {
         STARTED.store(true, Release);
         std::thread::Builder::new()
             .name("mm-trace-worker".into())
-            .spawn(move || run(rx))
+            .spawn(run)
             .expect("mm-trace: cannot start the trace worker thread");
-        tx
-    })
+    });
 }
 
 pub(crate) fn configure(cfg: &TraceConfig) {
@@ -170,20 +170,18 @@ pub(crate) fn configure(cfg: &TraceConfig) {
         st.ring.pop_front();
     }
     drop(st);
-    let _ = sender();
+    start();
 }
 
-/// Hands a kept trace to the worker without blocking.
-pub(crate) fn submit(trace: TraceNode) {
-    match sender().try_send(trace) {
-        Ok(()) => {
-            SUBMITTED.fetch_add(1, Release);
-        }
-        Err(TrySendError::Full(node) | TrySendError::Disconnected(node)) => {
-            TRACES_DROPPED.fetch_add(1, Relaxed);
-            give_back(node);
-        }
+/// Hands a kept trace to the worker without blocking; `submitted` is the calling thread's own
+/// count of handed traces (single writer), which `flush` sums.
+#[inline]
+pub(crate) fn submit(trace: TraceNode, submitted: &AtomicU64) {
+    if !STARTED.load(Relaxed) {
+        start();
     }
+    INBOX.push(trace);
+    bump(submitted, 1);
 }
 
 /// Empties a trace's buffers and gives them back to their thread slot.
@@ -199,7 +197,7 @@ fn give_back(mut node: TraceNode) {
 
 /// Waits (up to 10 s) until every trace submitted so far has been processed and written.
 pub(crate) fn flush() {
-    let target = SUBMITTED.load(Acquire);
+    let target: u64 = threads().map(|t| t.counters.traces_submitted.load(Acquire)).sum();
     let deadline = Instant::now() + Duration::from_secs(10);
     while (PROCESSED.load(Acquire) < target || (STARTED.load(Acquire) && !READY.load(Acquire)))
         && Instant::now() < deadline
@@ -221,23 +219,23 @@ pub(crate) fn span_cost_ns() -> f64 {
     f64::from_bits(SPAN_COST_BITS.load(Relaxed))
 }
 
-fn run(rx: Receiver<TraceNode>) {
+fn run() {
     SPAN_COST_BITS.store(super::tick::measure_span_cost().to_bits(), Relaxed);
     READY.store(true, Release);
     let mut idle = Duration::from_millis(1);
     let mut window = QuantileWindow::default();
+    let mut batch = Vec::new();
     loop {
-        let mut got = false;
-        loop {
-            match rx.try_recv() {
-                Ok(trace) => {
-                    got = true;
-                    handle(trace);
-                    PROCESSED.fetch_add(1, Release);
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return,
-            }
+        // The inbox comes newest first: handle it oldest first.
+        let mut list = INBOX.take_all();
+        while let Some(mut node) = list {
+            list = node.take_next();
+            batch.push(node);
+        }
+        let got = !batch.is_empty();
+        while let Some(node) = batch.pop() {
+            handle(node);
+            PROCESSED.fetch_add(1, Release);
         }
         window.maybe_refresh();
         idle = if got { Duration::from_millis(1) } else { (idle * 2).min(Duration::from_millis(20)) };
@@ -277,7 +275,7 @@ fn handle(mut node: TraceNode) {
         }
     }
     // The ring keeps a copy (the worker's own allocation, freed by the worker when it falls out),
-    // so the node goes back to its thread at once: a thread's buffers only ever wait in the queue.
+    // so the node goes back to its thread at once: a thread's buffers only ever wait in the inbox.
     st.ring.push_back(node.value.clone());
     let mut evicted = Vec::new();
     while st.ring.len() > st.settings.ring {

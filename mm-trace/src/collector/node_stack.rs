@@ -1,22 +1,25 @@
-//! Give-back stack: buffers that one owner hands out and any thread gives back, without a lock
-//! and without allocating once warm.
+//! A lock-free stack of heap nodes that move whole between threads: the queue of kept traces to
+//! the worker, and the way back of their buffers to the thread that owns them.
 //!
-//! A tick thread hands each kept trace to the worker in a heap node it owns; the worker, done
-//! with it, pushes the node back onto the owner's stack, and the owner's next kept tick pops it
-//! and reuses its buffers. So a kept trace costs no allocation and no cross-thread free on the
-//! tick thread in steady state.
+//! A tick thread hands each kept trace to the worker in a heap node its thread slot owns: it
+//! pushes the node onto the worker's inbox; the worker takes the whole inbox at once, and when
+//! done with a trace pushes its node back onto the owner's stack, where the owner's next kept
+//! tick pops it and reuses its buffers. So a kept trace costs the tick thread one
+//! compare-and-swap and no allocation in steady state.
 //!
-//! The stack is intrusive (a node's `next` is the link) with one consumer:
+//! The stack is intrusive (a node's `next` is the link):
 //! - **Push** (any thread): write the node's `next` = the current head, then compare-and-swap the
 //!   head from that value to the node (`Release`, so the node's contents travel with it).
-//! - **Pop** (the owner only): load the head (`Acquire`), read its `next`, compare-and-swap the
-//!   head from the node to `next` (`Acquire`). With one consumer this has no ABA problem: the
-//!   node read cannot be popped and pushed again before the compare-and-swap, because only the
-//!   consumer pops. A concurrent push only makes the compare-and-swap fail and retry.
+//! - **Take all** (any thread): swap the head with null (`Acquire`): the caller owns the list.
+//! - **Pop** (one thread only, the stack's owner): load the head (`Acquire`), read its `next`,
+//!   compare-and-swap the head from the node to `next` (`Acquire`). With one popper this has no
+//!   ABA problem: the node read cannot be popped and pushed again before the compare-and-swap,
+//!   because only the popper pops (taking all while another thread pops would break this: a
+//!   stack is either popped by its owner or taken whole, never both).
 //!
-//! Invariants (checked by the loom model in `tests/loom.rs`): every node pushed is popped
-//! exactly once or is still in the stack; what the pusher wrote into a node is visible to the
-//! popper; no node is lost or handed out twice.
+//! Invariants (checked by the loom model in `tests/loom.rs`): every node pushed is popped or
+//! taken exactly once or is still in the stack; what the pusher wrote into a node is visible to
+//! the thread that gets it; no node is lost or handed out twice.
 
 use std::ptr;
 
@@ -25,7 +28,7 @@ use std::sync::atomic::{
     Ordering::{Acquire, Relaxed, Release},
 };
 
-/// A node of a give-back stack: the value and the stack's link.
+/// A node of a [`NodeStack`]: the value and the stack's link.
 pub(crate) struct Node<T> {
     /// The buffers that travel.
     pub(crate) value: T,
@@ -41,26 +44,34 @@ impl<T> Node<T> {
     pub(crate) fn new(value: T) -> Box<Node<T>> {
         Box::new(Node { value, next: ptr::null_mut() })
     }
+
+    /// Detaches the rest of a list taken with [`NodeStack::take_all`] from this node.
+    pub(crate) fn take_next(&mut self) -> Option<Box<Node<T>>> {
+        let next = std::mem::replace(&mut self.next, ptr::null_mut());
+        // SAFETY: a list taken whole is owned by its taker, node by node: `next` came from
+        // `Box::into_raw` in `push` and no one else refers to it.
+        (!next.is_null()).then(|| unsafe { Box::from_raw(next) })
+    }
 }
 
-/// A lock-free stack with many pushers and one popper (the owner of the nodes).
-pub(crate) struct GiveBack<T> {
+/// A lock-free stack of nodes: many pushers; one popper, or takers of the whole stack.
+pub(crate) struct NodeStack<T> {
     head: AtomicPtr<Node<T>>,
 }
 
 // SAFETY: nodes move between threads whole (a `Box` given up by `push`, taken by `pop`), so `T`
 // must be `Send`; the stack itself is atomics only.
-unsafe impl<T: Send> Sync for GiveBack<T> {}
+unsafe impl<T: Send> Sync for NodeStack<T> {}
 // SAFETY: as above.
-unsafe impl<T: Send> Send for GiveBack<T> {}
+unsafe impl<T: Send> Send for NodeStack<T> {}
 
-impl<T> GiveBack<T> {
+impl<T> NodeStack<T> {
     /// An empty stack.
     pub(crate) const fn new() -> Self {
-        GiveBack { head: AtomicPtr::new(ptr::null_mut()) }
+        NodeStack { head: AtomicPtr::new(ptr::null_mut()) }
     }
 
-    /// Gives a node back (any thread).
+    /// Pushes a node (any thread).
     pub(crate) fn push(&self, node: Box<Node<T>>) {
         let node = Box::into_raw(node);
         let mut head = self.head.load(Relaxed);
@@ -74,7 +85,14 @@ impl<T> GiveBack<T> {
         }
     }
 
-    /// Takes a node back out.
+    /// Takes every node, newest first (any thread; see the module docs for mixing with `pop`).
+    pub(crate) fn take_all(&self) -> Option<Box<Node<T>>> {
+        let head = self.head.swap(ptr::null_mut(), Acquire);
+        // SAFETY: the swap made us the only owner of the list; its nodes came from `Box::into_raw`.
+        (!head.is_null()).then(|| unsafe { Box::from_raw(head) })
+    }
+
+    /// Pops the newest node.
     ///
     /// # Safety
     /// Only one thread at a time may pop from a given stack (its owner); any number may push.
@@ -96,11 +114,11 @@ impl<T> GiveBack<T> {
     }
 }
 
-impl<T> Drop for GiveBack<T> {
+impl<T> Drop for NodeStack<T> {
     fn drop(&mut self) {
-        // SAFETY: `&mut self`: no other thread can push or pop any more.
-        while let Some(node) = unsafe { self.pop() } {
-            drop(node);
+        let mut list = self.take_all();
+        while let Some(mut node) = list {
+            list = node.take_next();
         }
     }
 }
@@ -111,8 +129,25 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     #[test]
+    fn take_all_gives_the_list_newest_first() {
+        let s = NodeStack::new();
+        assert!(s.take_all().is_none());
+        for v in 0..3 {
+            s.push(Node::new(v));
+        }
+        let mut list = s.take_all();
+        let mut got = Vec::new();
+        while let Some(mut n) = list {
+            list = n.take_next();
+            got.push(n.value);
+        }
+        assert_eq!(got, [2, 1, 0]);
+        assert!(s.take_all().is_none());
+    }
+
+    #[test]
     fn pops_what_was_pushed_last_first() {
-        let s = GiveBack::new();
+        let s = NodeStack::new();
         // SAFETY (for every `pop` below): this test is the only popper.
         assert!(unsafe { s.pop() }.is_none());
         for v in 0..3 {
@@ -127,7 +162,7 @@ mod tests {
     fn concurrent_pushes_and_one_popper_lose_nothing() {
         const PUSHERS: usize = 4;
         const EACH: usize = 20_000;
-        let s = GiveBack::new();
+        let s = NodeStack::new();
         let done = AtomicBool::new(false);
         let mut seen = vec![false; PUSHERS * EACH];
         std::thread::scope(|scope| {
