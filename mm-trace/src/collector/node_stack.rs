@@ -148,11 +148,12 @@ mod tests {
     #[test]
     fn pops_what_was_pushed_last_first() {
         let s = NodeStack::new();
-        // SAFETY (for every `pop` below): this test is the only popper.
+        // SAFETY: this test is the only popper.
         assert!(unsafe { s.pop() }.is_none());
         for v in 0..3 {
             s.push(Node::new(v));
         }
+        // SAFETY: this test is the only popper.
         let popped: Vec<i32> = std::iter::from_fn(|| unsafe { s.pop() }.map(|n| n.value)).collect();
         assert_eq!(popped, [2, 1, 0]);
     }
