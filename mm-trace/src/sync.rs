@@ -1,0 +1,20 @@
+//! The atomics of the collector's hand-written lock-free structures, behind one facade.
+//!
+//! `collector::registry` reaches atomics only through
+//! `crate::sync` and uses nothing else from the crate, so `tests/loom.rs` compiles the very same
+//! source file (with `#[path]`) against its own `mod sync` that re-exports loom's atomics: the
+//! model checks the code that ships, not a copy of it.
+//!
+//! Loom's atomics have no `const` constructors, so what must be `const` here (the constructors
+//! of the structures that live in `static`s) goes through [`const_fn!`], which the loom facade
+//! defines as its non-`const` equivalent.
+
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+
+/// Defines a `const fn` (the loom facade defines a plain `fn` with the same signature and body).
+macro_rules! const_fn {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident $($rest:tt)*) => {
+        $(#[$attr])* $vis const fn $name $($rest)*
+    };
+}
+pub(crate) use const_fn;
