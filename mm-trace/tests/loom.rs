@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 /// The loom side of the crate's `sync` facade (`mm-trace/src/sync.rs`).
 mod sync {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
     /// A plain `fn`: loom's atomics have no `const` constructors.
     macro_rules! const_fn {
@@ -28,8 +28,18 @@ mod sync {
         };
     }
     pub(crate) use const_fn;
+
+    /// `[value; n]` built at run time.
+    macro_rules! array {
+        ($value:expr; $n:expr) => {
+            std::array::from_fn(|_| $value)
+        };
+    }
+    pub(crate) use array;
 }
 
+#[path = "../src/collector/reasons.rs"]
+mod reasons;
 #[path = "../src/collector/registry.rs"]
 mod registry;
 
@@ -154,4 +164,166 @@ fn registry_reuse_keeps_counts() {
         let ordinals = first.into_iter().chain(holders.into_iter().flat_map(|h| h.join().unwrap())).collect();
         check_quiescent(&reg, ordinals, 13, 3);
     });
+}
+
+// -------------------------------------------------------------------------------------------------
+// Guard-trip reason table (`collector/reasons.rs`)
+
+use reasons::ReasonTable;
+
+/// A table small enough for loom: 4 slots, so a cap of at most 2.
+type Table = ReasonTable<4>;
+
+/// What a thread does to the table.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Trip(&'static str),
+    Reset,
+}
+
+/// Applies `ops` in order.
+fn apply(table: &Table, ops: &[Op]) {
+    for op in ops {
+        match *op {
+            Op::Trip(r) => table.trip(r),
+            Op::Reset => table.reset(),
+        }
+    }
+}
+
+/// With cap `cap`, applies `setup` on one thread, then each of `threads` on a thread of its own;
+/// once all joined checks the table's invariants (the cap held in every window, the places used
+/// are the slots holding one, no reason in two slots) and that every trip was counted exactly
+/// once, and returns the table's `guard_trips`.
+fn run_reasons(cap: usize, setup: &[Op], threads: &[&'static [Op]]) -> Vec<(String, u64)> {
+    let table = Arc::new(Table::new());
+    table.set_cap(cap);
+    apply(&table, setup);
+    let handles: Vec<_> = threads
+        .iter()
+        .map(|&ops| {
+            let table = table.clone();
+            thread::spawn(move || apply(&table, ops))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let all = || setup.iter().chain(threads.iter().flat_map(|ops| ops.iter()));
+    let trips = all().filter(|op| matches!(op, Op::Trip(_))).count() as u64;
+    assert_eq!(table.check_invariants(), trips, "trips lost or counted twice");
+    let out = table.guard_trips();
+    let other = out.iter().find(|(r, _)| r == "other").map_or(0, |(_, n)| *n);
+    let literal_other = all().filter(|op| matches!(op, Op::Trip("other"))).count() as u64;
+    assert_eq!(table.overflow(), other - literal_other, "overflow != trips refused");
+    out
+}
+
+/// The count of `reason` in `trips`.
+fn count_of(trips: &[(String, u64)], reason: &str) -> u64 {
+    trips.iter().find(|(r, _)| r == reason).map_or(0, |(_, n)| *n)
+}
+
+/// Two first trips of the same reason race to name a slot and take the one place (cap 1): one
+/// slot, both trips counted once.
+#[test]
+fn reasons_same_new_reason() {
+    model(3, || {
+        let trips = run_reasons(1, &[], &[&[Op::Trip("a")], &[Op::Trip("a")]]);
+        assert_eq!(count_of(&trips, "a") + count_of(&trips, "other"), 2);
+    });
+}
+
+/// As above with room for both (cap 2): the trip that finds the slot named activates it while
+/// the namer's own activation (`0 -> window`) races it; the loser gives its place back.
+#[test]
+fn reasons_same_new_reason_cap_two() {
+    model(3, || {
+        run_reasons(2, &[], &[&[Op::Trip("a")], &[Op::Trip("a")]]);
+    });
+}
+
+/// Two new reasons race for one place (cap 1): exactly one gets a slot, the other trip counts
+/// under `other`.
+#[test]
+fn reasons_two_new_reasons_one_place() {
+    model(3, || {
+        let trips = run_reasons(1, &[], &[&[Op::Trip("a")], &[Op::Trip("b")]]);
+        assert_eq!(trips.len(), 2, "one reason and `other`: {trips:?}");
+        assert_eq!(count_of(&trips, "other"), 1);
+    });
+}
+
+/// A reason named in window 1 re-activates in window 2 on two threads at once (cap 2): both
+/// reserve, one wins the slot's window, the other gives its place back.
+#[test]
+fn reasons_same_reason_reactivates() {
+    model(3, || {
+        run_reasons(2, &[Op::Trip("a"), Op::Reset], &[&[Op::Trip("a")], &[Op::Trip("a"), Op::Trip("other")]]);
+    });
+}
+
+/// Three threads, cap 2: two trips of one new reason and one of another.
+#[test]
+fn reasons_cap_two_three_threads() {
+    model(1, || {
+        run_reasons(2, &[], &[&[Op::Trip("a")], &[Op::Trip("a")], &[Op::Trip("b")]]);
+    });
+}
+
+/// A reason that held the place in window 1 re-activates in window 2 while a new reason competes
+/// for the one place and a reset starts window 3 concurrently.
+#[test]
+fn reasons_reactivation_racing_reset() {
+    model(2, || {
+        run_reasons(1, &[Op::Trip("a"), Op::Reset], &[&[Op::Trip("a")], &[Op::Trip("b")], &[Op::Reset]]);
+    });
+}
+
+/// Two trips of one reason and one of another in a fresh table while a reset runs (cap 2): places
+/// reserved in window 1 and taken or given back in window 2.
+#[test]
+fn reasons_new_reasons_racing_reset() {
+    model(1, || {
+        run_reasons(2, &[], &[&[Op::Trip("a")], &[Op::Trip("a"), Op::Reset], &[Op::Trip("b")]]);
+    });
+}
+
+/// A place reserved in window 1 and given back after a reset (its trip lost the naming race)
+/// must not free a place of window 2, where another reason has taken one meanwhile (cap 2).
+#[test]
+fn reasons_stale_reservation_after_reset() {
+    model(2, || {
+        run_reasons(2, &[], &[&[Op::Trip("a")], &[Op::Trip("a"), Op::Reset, Op::Trip("b")]]);
+    });
+}
+
+/// Reasons whose probe sequences start at the same slot: the second probes past the first.
+#[test]
+fn reasons_colliding_probe() {
+    let (x, y) = colliding_pair();
+    let x: &'static str = Box::leak(x.into_boxed_str());
+    let y: &'static str = Box::leak(y.into_boxed_str());
+    let threads: &'static [&'static [Op]] = Box::leak(Box::new([
+        &*Box::leak(Box::new([Op::Trip(x)])) as &[Op],
+        &*Box::leak(Box::new([Op::Trip(y), Op::Trip(x)])),
+    ]));
+    model(3, move || {
+        let trips = run_reasons(2, &[], threads);
+        assert_eq!(count_of(&trips, y), 1, "{trips:?}");
+        // Both places may be reserved (by `y` and the first `x`) when the second `x` finds the slot
+        // still unnamed: it then counts under `other` (see "Limits" in `reasons.rs`).
+        assert_eq!(count_of(&trips, x) + count_of(&trips, "other"), 2, "{trips:?}");
+    });
+}
+
+/// Two reasons with the same probe start in a 4-slot table.
+fn colliding_pair() -> (String, String) {
+    let names: Vec<String> = (0..64).map(|i| format!("r{i}")).collect();
+    for (i, a) in names.iter().enumerate() {
+        if let Some(b) = names[i + 1..].iter().find(|b| reasons::hash(a) % 4 == reasons::hash(b) % 4) {
+            return (a.clone(), b.clone());
+        }
+    }
+    unreachable!("64 names in 4 buckets collide")
 }

@@ -8,6 +8,7 @@
 //! bounded by the peak number of live threads.
 
 pub(crate) mod labels;
+mod reasons;
 mod registry;
 pub(crate) mod tick;
 pub(crate) mod worker;
