@@ -7,6 +7,7 @@
 //! over, keeping the counts (they are additive), so nothing recorded is lost and memory is
 //! bounded by the peak number of live threads.
 
+mod chunks;
 pub(crate) mod labels;
 mod reasons;
 mod registry;
