@@ -203,8 +203,9 @@ pub(crate) fn bump(c: &AtomicU64, by: u64) {
     c.store(c.load(Relaxed).wrapping_add(by), Relaxed);
 }
 
-/// One thread's data: a node of the thread registry (`ordinal` is the node's, the rest derefs
-/// to [`PerThread`]).
+/// One thread's data: a node of the thread registry, which derefs to [`PerThread`]. The node's
+/// `ordinal` is the thread's id in traces: fresh on every claim, so a reused slot never gives a
+/// second thread the id (and name) of one whose spans are still in a trace.
 pub(crate) type ThreadData = Node<PerThread>;
 
 /// What a thread records into: only its holder writes it; it outlives the thread (the registry
