@@ -69,6 +69,8 @@ mod collector;
 mod rt;
 #[cfg(feature = "enabled")]
 mod site;
+#[cfg(feature = "enabled")]
+mod sync;
 
 #[cfg_attr(feature = "enabled", path = "imp/enabled.rs")]
 #[cfg_attr(not(feature = "enabled"), path = "imp/disabled.rs")]

@@ -7,8 +7,13 @@
 //! over, keeping the counts (they are additive), so nothing recorded is lost and memory is
 //! bounded by the peak number of live threads.
 
+mod chunks;
 pub(crate) mod labels;
 pub(crate) mod node_stack;
+#[cfg(test)]
+mod node_stack_tests;
+mod reasons;
+mod registry;
 pub(crate) mod tick;
 pub(crate) mod worker;
 
@@ -16,6 +21,7 @@ use std::ptr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
+use self::registry::{Node, Registry};
 use crate::config::TraceConfig;
 use crate::histogram::{AtomicHistogram, HistogramSnapshot};
 use crate::summary::{ExchangeStats, Health, StageStats, Summary};
@@ -202,12 +208,14 @@ pub(crate) fn bump(c: &AtomicU64, by: u64) {
     c.store(c.load(Relaxed).wrapping_add(by), Relaxed);
 }
 
-pub(crate) struct ThreadData {
-    next: AtomicPtr<ThreadData>,
-    in_use: AtomicBool,
-    /// This claim's thread id in traces: fresh on every claim, so a reused slot never gives a
-    /// second thread the id (and name) of one whose spans are still in a trace.
-    pub(crate) ordinal: AtomicU32,
+/// One thread's data: a node of the thread registry, which derefs to [`PerThread`]. The node's
+/// `ordinal` is the thread's id in traces: fresh on every claim, so a reused slot never gives a
+/// second thread the id (and name) of one whose spans are still in a trace.
+pub(crate) type ThreadData = Node<PerThread>;
+
+/// What a thread records into: only its holder writes it; it outlives the thread (the registry
+/// hands it, counts and all, to the next thread that claims the node).
+pub(crate) struct PerThread {
     cells: Box<[AtomicPtr<Cell>]>,
     pub(crate) counters: Counters,
     pub(crate) name: Mutex<String>,
@@ -217,10 +225,20 @@ pub(crate) struct ThreadData {
     pub(crate) trace_bufs: AtomicU32,
 }
 
-static THREADS: AtomicPtr<ThreadData> = AtomicPtr::new(ptr::null_mut());
-static THREAD_COUNT: AtomicU32 = AtomicU32::new(0);
+/// Every thread's data, live or exited.
+static THREADS: Registry<PerThread> = Registry::new();
 
-impl ThreadData {
+impl PerThread {
+    fn new() -> Self {
+        PerThread {
+            cells: (0..MAX_KEYS).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+            counters: Counters::default(),
+            name: Mutex::new(String::new()),
+            returned: node_stack::NodeStack::new(),
+            trace_bufs: AtomicU32::new(0),
+        }
+    }
+
     /// This thread's cell for `key`, allocated on first use (once per thread and key).
     #[inline(always)]
     pub(crate) fn cell(&self, key: u32) -> &Cell {
@@ -252,16 +270,7 @@ impl ThreadData {
 
 /// Iterates every thread's data, live or exited.
 pub(crate) fn threads() -> impl Iterator<Item = &'static ThreadData> {
-    let mut p = THREADS.load(Acquire);
-    std::iter::from_fn(move || {
-        if p.is_null() {
-            return None;
-        }
-        // SAFETY: list nodes are published with Release after initialisation and never freed.
-        let t = unsafe { &*p };
-        p = t.next.load(Acquire);
-        Some(t)
-    })
+    THREADS.iter()
 }
 
 /// Takes a free slot (left by an exited thread) or allocates a new one.
@@ -269,34 +278,9 @@ pub(crate) fn threads() -> impl Iterator<Item = &'static ThreadData> {
 pub(crate) fn claim_thread_data() -> &'static ThreadData {
     crate::clock::ensure_calibrated();
     let name = std::thread::current().name().unwrap_or("").to_owned();
-    for t in threads() {
-        if t.in_use.compare_exchange(false, true, Acquire, Relaxed).is_ok() {
-            *t.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
-            t.ordinal.store(THREAD_COUNT.fetch_add(1, Relaxed), Relaxed);
-            return t;
-        }
-    }
-    let data = Box::into_raw(Box::new(ThreadData {
-        next: AtomicPtr::new(ptr::null_mut()),
-        in_use: AtomicBool::new(true),
-        ordinal: AtomicU32::new(THREAD_COUNT.fetch_add(1, Relaxed)),
-        cells: (0..MAX_KEYS).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
-        counters: Counters::default(),
-        name: Mutex::new(name),
-        returned: node_stack::NodeStack::new(),
-        trace_bufs: AtomicU32::new(0),
-    }));
-    let mut head = THREADS.load(Relaxed);
-    loop {
-        // SAFETY: `data` is ours until the CAS below publishes it.
-        unsafe { (*data).next.store(head, Relaxed) };
-        match THREADS.compare_exchange_weak(head, data, Release, Relaxed) {
-            Ok(_) => break,
-            Err(h) => head = h,
-        }
-    }
-    // SAFETY: published and never freed.
-    unsafe { &*data }
+    let t = THREADS.claim(PerThread::new);
+    *t.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
+    t
 }
 
 /// Called from the thread-exit hook: the slot becomes reusable, its counts stay.
@@ -308,7 +292,7 @@ pub(crate) fn release_thread_data(t: &ThreadData) {
     }
     exited.push_back((t.ordinal.load(Relaxed), name));
     drop(exited);
-    t.in_use.store(false, Release);
+    THREADS.release(t);
 }
 
 /// Names of the most recently exited threads, so traces read after a thread exited still name

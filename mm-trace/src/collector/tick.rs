@@ -9,10 +9,11 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use super::chunks::ChunkStack;
 use super::{
     CAPTURE_SLOW, DEADLINE_NS, ENABLED, NEXT_TICK, SAMPLE_THRESHOLD, SLOW_QUANTILE_NS, SPAN_CAP, TICK_TOTAL,
     ThreadData, bump, claim_thread_data, release_thread_data, worker,
@@ -58,20 +59,14 @@ impl SpanRec {
     }
 }
 
-/// What a tick's trace is assembled from: the tick thread's spans plus carried work's chunks.
-struct Chunk {
-    spans: Vec<SpanRec>,
-    next: *mut Chunk,
-}
-
 /// The part of a tick that carried work (other threads, spawned tasks) reaches.
 pub(crate) struct Shared {
     tick_id: u64,
     mode: u8,
     next_lane: AtomicU32,
-    closed: AtomicBool,
     partial_fail: AtomicBool,
-    chunks: AtomicPtr<Chunk>,
+    /// What a tick's trace is assembled from: the tick thread's spans plus carried work's chunks.
+    chunks: ChunkStack<Vec<SpanRec>>,
     annotations: Mutex<Vec<(String, String)>>,
 }
 
@@ -81,33 +76,15 @@ impl Shared {
         if spans.is_empty() {
             return;
         }
-        if self.closed.load(Acquire) {
+        if let Err(spans) = self.chunks.push(spans) {
             LATE_SPANS.fetch_add(spans.len() as u64, Relaxed);
-            return;
-        }
-        let chunk = Box::into_raw(Box::new(Chunk { spans, next: ptr::null_mut() }));
-        let mut head = self.chunks.load(Relaxed);
-        loop {
-            // SAFETY: `chunk` is ours until the CAS publishes it.
-            unsafe { (*chunk).next = head };
-            match self.chunks.compare_exchange_weak(head, chunk, Release, Relaxed) {
-                Ok(_) => return,
-                Err(h) => head = h,
-            }
         }
     }
 
     /// Closes the tick to carried work and takes every chunk pushed so far.
     fn close(&self) -> Vec<SpanRec> {
-        self.closed.store(true, SeqCst);
-        let mut p = self.chunks.swap(ptr::null_mut(), Acquire);
         let mut out = Vec::new();
-        while !p.is_null() {
-            // SAFETY: the swap made us the only owner of the list.
-            let chunk = unsafe { Box::from_raw(p) };
-            out.extend_from_slice(&chunk.spans);
-            p = chunk.next;
-        }
+        self.chunks.close(|spans| out.extend_from_slice(&spans));
         out
     }
 }
@@ -115,13 +92,9 @@ impl Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         // Chunks pushed between `close`'s swap and the pusher's own check arrive here: late.
-        let mut p = *self.chunks.get_mut();
-        while !p.is_null() {
-            // SAFETY: we are the last owner.
-            let chunk = unsafe { Box::from_raw(p) };
-            LATE_SPANS.fetch_add(chunk.spans.len() as u64, Relaxed);
-            p = chunk.next;
-        }
+        self.chunks.drain(|spans| {
+            LATE_SPANS.fetch_add(spans.len() as u64, Relaxed);
+        });
     }
 }
 
@@ -195,9 +168,8 @@ impl TickState {
                     tick_id: self.tick_id,
                     mode: self.mode,
                     next_lane: AtomicU32::new(1),
-                    closed: AtomicBool::new(false),
                     partial_fail: AtomicBool::new(false),
-                    chunks: AtomicPtr::new(ptr::null_mut()),
+                    chunks: ChunkStack::new(),
                     annotations: Mutex::new(Vec::new()),
                 })
             })
