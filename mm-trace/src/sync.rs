@@ -1,9 +1,9 @@
 //! The atomics of the collector's hand-written lock-free structures, behind one facade.
 //!
-//! `collector::registry`, `collector::reasons` and `collector::chunks` reach atomics only through
-//! `crate::sync` and use nothing else from the crate, so `tests/loom.rs` compiles the very same
-//! source files (with `#[path]`) against its own `mod sync` that re-exports loom's atomics: the
-//! model checks the code that ships, not a copy of it.
+//! `collector::registry`, `collector::reasons`, `collector::chunks` and `collector::node_stack`
+//! reach atomics only through `crate::sync` and use nothing else from the crate, so
+//! `tests/loom.rs` compiles the very same source files (with `#[path]`) against its own `mod sync`
+//! that re-exports loom's atomics: the model checks the code that ships, not a copy of it.
 //!
 //! Loom's atomics have no `const` constructors, so what must be `const` here (the constructors
 //! of the structures that live in `static`s) goes through [`const_fn!`] and [`array!`]; the loom
