@@ -1,6 +1,6 @@
 //! The atomics of the collector's hand-written lock-free structures, behind one facade.
 //!
-//! `collector::registry`, `collector::reasons`, `collector::chunks` and `collector::node_stack`
+//! `collector::registry`, `collector::reasons`, `collector::chunks` and `collector::trace_ring`
 //! reach atomics only through `crate::sync` and use nothing else from the crate, so
 //! `tests/loom.rs` compiles the very same source files (with `#[path]`) against its own `mod sync`
 //! that re-exports loom's atomics: the model checks the code that ships, not a copy of it.
@@ -27,3 +27,27 @@ macro_rules! array {
     };
 }
 pub(crate) use array;
+
+/// `std::cell::UnsafeCell` with the closure API of `loom::cell::UnsafeCell` (which the loom facade
+/// re-exports instead), so that loom can check every access of the structures that use it.
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+impl<T> UnsafeCell<T> {
+    /// A cell holding `value`.
+    pub(crate) fn new(value: T) -> Self {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a pointer for reading.
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Runs `f` with a pointer for writing.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}

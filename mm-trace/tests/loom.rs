@@ -19,6 +19,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 /// The loom side of the crate's `sync` facade (`mm-trace/src/sync.rs`).
 mod sync {
+    pub(crate) use loom::cell::UnsafeCell;
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
     /// A plain `fn`: loom's atomics have no `const` constructors.
@@ -40,12 +41,12 @@ mod sync {
 
 #[path = "../src/collector/chunks.rs"]
 mod chunks;
-#[path = "../src/collector/node_stack.rs"]
-mod node_stack;
 #[path = "../src/collector/reasons.rs"]
 mod reasons;
 #[path = "../src/collector/registry.rs"]
 mod registry;
+#[path = "../src/collector/trace_ring.rs"]
+mod trace_ring;
 
 /// Runs `f` under loom with `preemptions` as the preemption bound (unless `LOOM_MAX_PREEMPTIONS`
 /// sets one).
@@ -442,92 +443,73 @@ fn chunks_pushes_straddle_close() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// Kept-trace node stack (`collector/node_stack.rs`): the worker's inbox and each thread slot's
-// give-back stack.
+// A thread's ring of kept traces (`collector/trace_ring.rs`)
 
-use node_stack::{Node, NodeStack};
+use trace_ring::TraceRing;
 
-/// A node's payload: written by the thread that pushes the node, read by the one that gets it.
-struct Payload {
+/// An entry of the ring: `id` and a payload derived from it, both written by the producer into a
+/// reused slot (loom checks every access of the slot cells against the indices' ordering).
+#[derive(Default)]
+struct Entry {
     id: u32,
-    data: UnsafeCell<u32>,
+    payload: u32,
 }
 
-/// A node whose payload its pusher has written.
-fn written(id: u32) -> Box<Node<Payload>> {
-    let node = Node::new(Payload { id, data: UnsafeCell::new(0) });
-    // SAFETY: the node is this thread's alone until it is pushed.
-    node.value.data.with_mut(|p| unsafe { *p = id + 100 });
-    node
-}
-
-/// The node's id, after checking its payload (loom flags a read that the pusher's write does not
-/// happen-before).
-fn checked(node: &Node<Payload>) -> u32 {
-    // SAFETY: loom checks that the pusher's write happens-before this read.
-    node.value.data.with(|p| assert_eq!(unsafe { *p }, node.value.id + 100, "node {} torn", node.value.id));
-    node.value.id
-}
-
-/// Walks a list taken with `take_all`, checking every node.
-fn ids_of(mut list: Option<Box<Node<Payload>>>, into: &mut Vec<u32>) {
-    while let Some(mut node) = list {
-        list = node.take_next();
-        into.push(checked(&node));
-    }
-}
-
-/// The worker's inbox: two tick threads push kept traces while the worker takes the whole stack
-/// (twice: once racing the pushes, once after them). Every node arrives exactly once, with what its
-/// pusher wrote.
-#[test]
-fn node_stack_two_pushers_and_a_taker() {
-    model(3, || {
-        let stack = Arc::new(NodeStack::new());
-        let pushers: Vec<_> = [[1u32, 2], [3, 4]]
-            .into_iter()
-            .map(|ids| {
-                let stack = stack.clone();
-                thread::spawn(move || ids.into_iter().for_each(|id| stack.push(written(id))))
+/// The producer publishes `ids` in order into a ring of `N` slots (skipping an id when the ring
+/// is full) while the consumer reads twice (racing the pushes, then after them): the consumer
+/// gets exactly the accepted ids, in order, each with its payload; a refused push wrote nothing.
+fn run_ring<const N: usize>(ids: &'static [u32]) {
+    model(3, move || {
+        let ring: Arc<TraceRing<Entry, N>> = Arc::new(TraceRing::new());
+        let consumer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                // SAFETY: this thread is the ring's only consumer.
+                let n = unsafe {
+                    ring.consume(|e: &Entry| {
+                        assert_eq!(e.payload, e.id * 10 + 7, "entry {} torn", e.id);
+                        got.push(e.id);
+                    })
+                };
+                assert_eq!(n, got.len());
+                got
             })
-            .collect();
-        let mut got = Vec::new();
-        ids_of(stack.take_all(), &mut got);
-        pushers.into_iter().for_each(|h| h.join().unwrap());
-        ids_of(stack.take_all(), &mut got);
-        got.sort_unstable();
-        assert_eq!(got, [1, 2, 3, 4]);
-    });
-}
-
-/// A thread slot's give-back stack: the worker (two pushers here) gives buffers back while the
-/// slot's holder, the only popper, pops them. Every buffer is popped exactly once, with what its
-/// pusher wrote, and none is lost.
-#[test]
-fn node_stack_pushers_and_the_owner_popping() {
-    model(3, || {
-        let stack = Arc::new(NodeStack::new());
-        stack.push(written(0));
-        let pushers: Vec<_> = [1u32, 2]
-            .into_iter()
-            .map(|id| {
-                let stack = stack.clone();
-                thread::spawn(move || stack.push(written(id)))
-            })
-            .collect();
-        let mut got = Vec::new();
-        for _ in 0..2 {
-            // SAFETY: this thread is the stack's only popper.
-            if let Some(node) = unsafe { stack.pop() } {
-                got.push(checked(&node));
+        };
+        let mut accepted = Vec::new();
+        for &id in ids {
+            // SAFETY: this thread is the ring's only producer.
+            let ok = unsafe {
+                ring.push(Entry::default, |e| {
+                    e.id = id;
+                    e.payload = id * 10 + 7;
+                })
+            };
+            if ok {
+                accepted.push(id);
             }
         }
-        pushers.into_iter().for_each(|h| h.join().unwrap());
-        // SAFETY: as above.
-        while let Some(node) = unsafe { stack.pop() } {
-            got.push(checked(&node));
-        }
-        got.sort_unstable();
-        assert_eq!(got, [0, 1, 2]);
+        let mut got = consumer.join().unwrap();
+        // SAFETY: the consumer thread has finished: this thread is the only consumer now.
+        unsafe {
+            ring.consume(|e: &Entry| {
+                assert_eq!(e.payload, e.id * 10 + 7, "entry {} torn", e.id);
+                got.push(e.id);
+            })
+        };
+        assert_eq!(got, accepted, "the consumer must see exactly the accepted entries, in order");
+        assert!(accepted.len() >= ids.len().min(N), "a push was refused while the ring had room");
     });
+}
+
+#[test]
+fn trace_ring_producer_races_consumer() {
+    run_ring::<4>(&[1, 2, 3]);
+}
+
+/// With two slots and three entries the producer wraps around: it may reuse a slot only after the
+/// consumer has finished reading it.
+#[test]
+fn trace_ring_wraps_only_past_the_consumer() {
+    run_ring::<2>(&[1, 2, 3]);
 }

@@ -9,12 +9,12 @@
 
 mod chunks;
 pub(crate) mod labels;
-pub(crate) mod node_stack;
-#[cfg(test)]
-mod node_stack_tests;
 mod reasons;
 mod registry;
 pub(crate) mod tick;
+mod trace_ring;
+#[cfg(test)]
+mod trace_ring_tests;
 pub(crate) mod worker;
 
 use std::ptr;
@@ -219,10 +219,9 @@ pub(crate) struct PerThread {
     cells: Box<[AtomicPtr<Cell>]>,
     pub(crate) counters: Counters,
     pub(crate) name: Mutex<String>,
-    /// Kept-trace buffers the worker gave back; only the thread holding this slot pops them.
-    pub(crate) returned: node_stack::NodeStack<worker::RawTrace>,
-    /// Kept-trace buffers this slot has allocated (its holder writes it: relaxed load + store).
-    pub(crate) trace_bufs: AtomicU32,
+    /// Kept traces on their way to the worker: the holder of this slot produces, the worker
+    /// consumes.
+    pub(crate) traces: trace_ring::TraceRing<worker::RawTrace, { worker::TRACE_RING }>,
 }
 
 /// Every thread's data, live or exited.
@@ -234,8 +233,7 @@ impl PerThread {
             cells: (0..MAX_KEYS).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
             counters: Counters::default(),
             name: Mutex::new(String::new()),
-            returned: node_stack::NodeStack::new(),
-            trace_bufs: AtomicU32::new(0),
+            traces: trace_ring::TraceRing::new(),
         }
     }
 

@@ -584,35 +584,23 @@ fn finish_tick(l: &Local, state: &TickState, end: u64) {
         if let Some(s) = &shared {
             annotations.extend(s.annotations.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
         }
-        let Some(mut node) = trace_buffers(th, state.site, spans.len()) else {
-            worker::TRACES_DROPPED.fetch_add(1, Relaxed);
-            return;
+        let thread = th.ordinal.load(Relaxed);
+        let fill = |t: &mut worker::RawTrace| {
+            (t.tick_id, t.site, t.reason, t.start, t.end) = (state.tick_id, state.site, reason, state.start, end);
+            (t.missed, t.partial, t.dropped, t.cap) = (missed, partial, dropped, state.cap as usize);
+            (t.remote, t.annotations, t.thread) = (remote, annotations, thread);
+            // The kept spans go into the slot; the slot's previous span buffer (read by the worker
+            // by now) comes back as this thread's, capacity and all.
+            std::mem::swap(&mut t.local, spans);
         };
-        let t = &mut node.value;
-        (t.tick_id, t.site, t.reason, t.start, t.end) = (state.tick_id, state.site, reason, state.start, end);
-        (t.missed, t.partial, t.dropped, t.cap) = (missed, partial, dropped, state.cap as usize);
-        (t.remote, t.annotations, t.thread) = (remote, annotations, th.ordinal.load(Relaxed));
-        (t.mult, t.start_epoch_ns) = (0, 0);
-        // The kept spans go to the worker in the node; the node's emptied buffer (with its
-        // capacity) becomes this thread's span buffer.
-        std::mem::swap(&mut t.local, spans);
-        worker::submit(node, &th.counters.traces_submitted);
+        // SAFETY: `th` is the slot this thread holds: the only producer of its ring.
+        if unsafe { th.traces.push(worker::RawTrace::empty, fill) } {
+            worker::submitted(&th.counters.traces_submitted);
+        } else {
+            worker::TRACES_DROPPED.fetch_add(1, Relaxed);
+        }
+        worker::trim(spans);
     }
-}
-
-/// Buffers for a kept trace: given back by the worker, or new while the thread slot has fewer
-/// than `MAX_TRACE_BUFS`; `None` (the trace is dropped, and counted) past that.
-fn trace_buffers(th: &'static ThreadData, site: &'static Site, spans: usize) -> Option<worker::TraceNode> {
-    // SAFETY: `th` is the slot this thread holds, and only its holder pops its stack.
-    if let Some(node) = unsafe { th.returned.pop() } {
-        return Some(node);
-    }
-    let made = th.trace_bufs.load(Relaxed);
-    if made >= worker::MAX_TRACE_BUFS {
-        return None;
-    }
-    th.trace_bufs.store(made + 1, Relaxed);
-    Some(super::node_stack::Node::new(worker::RawTrace::empty(th, site, spans)))
 }
 
 /// The guard `#[traced_tick]` puts at the top of a synchronous tick.

@@ -1,15 +1,12 @@
 //! The trace worker: a background thread that owns kept traces.
 //!
-//! Tick threads hand a kept trace over by pushing it onto the worker's inbox (one
-//! compare-and-swap; the tick never waits). The trace travels in a buffer node its thread slot
-//! owns, at most `MAX_TRACE_BUFS` per slot (past that the trace is counted as dropped), which
-//! bounds the inbox. The worker takes the whole inbox at once, copies each trace into the ring of
-//! recent traces (and writes its file), then clears the node and gives it back to its thread
-//! (`node_stack`), so a kept trace costs the tick thread no allocation in steady state. The worker
-//! polls the
-//! inbox (so tick threads never have to wake it with a syscall), keeps the last `chrome_ring_ticks`
-//! traces for the Chrome export, writes golden and slow-tick files, enforces the slow-tick rate
-//! limit, and refreshes the slow-tick quantile threshold once a second.
+//! Tick threads hand a kept trace over by writing it into their thread slot's ring
+//! (`trace_ring`: single producer, single consumer, no compare-and-swap; a full ring counts the
+//! trace as dropped and the tick never waits). The worker reads every thread's ring, copies the
+//! new traces out, keeps the last `chrome_ring_ticks` in its ring of recent traces, writes golden
+//! and slow-tick files, enforces the slow-tick rate limit, and refreshes the slow-tick quantile
+//! threshold once a second. It polls (every millisecond while traces arrive, backing off to 20 ms
+//! when idle), so tick threads never have to wake it with a syscall.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -17,26 +14,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::node_stack::{Node, NodeStack};
 use super::tick::SpanRec;
-use super::{EXPORT_ERRORS, KeyKind, SLOW_QUANTILE_NS, TICK_TOTAL, ThreadData, bump, key_infos, thread_name, threads};
+use super::{EXPORT_ERRORS, KeyKind, SLOW_QUANTILE_NS, TICK_TOTAL, bump, key_infos, thread_name, threads};
 use crate::clock;
 use crate::config::TraceConfig;
 use crate::histogram::HistogramSnapshot;
 use crate::site::Site;
 use crate::summary::{KeepReason, TickTrace, TraceSpan};
 
-/// Most kept-trace buffers one thread slot allocates: a thread whose buffers are all waiting in
-/// the inbox drops its next kept trace (counted) instead of growing memory.
-pub(crate) const MAX_TRACE_BUFS: u32 = 256;
-/// Span capacity a given-back buffer keeps (larger ones are shrunk by the worker), so the
-/// buffers of a thread hold at most `MAX_TRACE_BUFS` x this many spans between traces.
+/// Kept traces a thread can have waiting for the worker (its ring's slots): past that the next
+/// one is dropped (counted) instead of growing memory.
+pub(crate) const TRACE_RING: usize = 256;
+/// Span capacity a reused span buffer keeps (larger ones are shrunk by the tick thread), so the
+/// slots of a thread hold at most `TRACE_RING` x this many spans between traces.
 const KEPT_SPAN_CAPACITY: usize = 1024;
 
 pub(crate) static TRACES_DROPPED: AtomicU64 = AtomicU64::new(0);
 pub(crate) static SLOW_RATE_LIMITED: AtomicU64 = AtomicU64::new(0);
-/// Kept traces waiting for the worker.
-static INBOX: NodeStack<RawTrace> = NodeStack::new();
 /// Traces the worker has handled (written by the worker only).
 static PROCESSED: AtomicU64 = AtomicU64::new(0);
 static SPAN_COST_BITS: AtomicU64 = AtomicU64::new(0);
@@ -49,8 +43,6 @@ static READY: AtomicBool = AtomicBool::new(false);
 /// A kept tick as recorded: raw readings and keys, converted only when exported.
 #[derive(Clone)]
 pub(crate) struct RawTrace {
-    /// The thread slot whose buffers these are (they go back to it).
-    pub(crate) home: &'static ThreadData,
     pub(crate) tick_id: u64,
     pub(crate) site: &'static Site,
     pub(crate) reason: KeepReason,
@@ -72,22 +64,19 @@ pub(crate) struct RawTrace {
     pub(crate) start_epoch_ns: u64,
 }
 
-/// A kept trace in its buffer node, as handed to the worker.
-pub(crate) type TraceNode = Box<Node<RawTrace>>;
-
 impl RawTrace {
-    /// Empty buffers of `home`, with room for `spans` spans.
-    pub(crate) fn empty(home: &'static ThreadData, site: &'static Site, spans: usize) -> Self {
+    /// An empty slot of a thread's trace ring.
+    pub(crate) fn empty() -> Self {
+        static NONE: Site = Site::tick("");
         RawTrace {
-            home,
             tick_id: 0,
-            site,
+            site: &NONE,
             reason: KeepReason::Sampled,
             start: 0,
             end: 0,
             missed: false,
             partial: false,
-            local: Vec::with_capacity(spans.clamp(16, KEPT_SPAN_CAPACITY)),
+            local: Vec::new(),
             remote: Vec::new(),
             dropped: 0,
             cap: 0,
@@ -173,26 +162,23 @@ pub(crate) fn configure(cfg: &TraceConfig) {
     start();
 }
 
-/// Hands a kept trace to the worker without blocking; `submitted` is the calling thread's own
-/// count of handed traces (single writer), which `flush` sums.
+/// Counts a trace the calling thread put into its ring; `submitted` is that thread's own count
+/// (single writer), which `flush` sums.
 #[inline]
-pub(crate) fn submit(trace: TraceNode, submitted: &AtomicU64) {
+pub(crate) fn submitted(submitted: &AtomicU64) {
+    bump(submitted, 1);
     if !STARTED.load(Relaxed) {
         start();
     }
-    INBOX.push(trace);
-    bump(submitted, 1);
 }
 
-/// Empties a trace's buffers and gives them back to their thread slot.
-fn give_back(mut node: TraceNode) {
-    let t = &mut node.value;
-    t.local.clear();
-    t.local.shrink_to(KEPT_SPAN_CAPACITY);
-    t.remote.clear();
-    t.remote.shrink_to(KEPT_SPAN_CAPACITY);
-    t.annotations.clear();
-    t.home.returned.push(node);
+/// Empties the span buffer a tick thread got back from its ring, and keeps its capacity bounded.
+#[inline]
+pub(crate) fn trim(spans: &mut Vec<SpanRec>) {
+    spans.clear();
+    if spans.capacity() > KEPT_SPAN_CAPACITY {
+        spans.shrink_to(KEPT_SPAN_CAPACITY);
+    }
 }
 
 /// Waits (up to 10 s) until every trace submitted so far has been processed and written.
@@ -226,15 +212,13 @@ fn run() {
     let mut window = QuantileWindow::default();
     let mut batch = Vec::new();
     loop {
-        // The inbox comes newest first: handle it oldest first.
-        let mut list = INBOX.take_all();
-        while let Some(mut node) = list {
-            list = node.take_next();
-            batch.push(node);
+        for t in threads() {
+            // SAFETY: this is the worker thread, the only consumer of every ring.
+            unsafe { t.traces.consume(|raw| batch.push(raw.clone())) };
         }
         let got = !batch.is_empty();
-        while let Some(node) = batch.pop() {
-            handle(node);
+        for raw in batch.drain(..) {
+            handle(raw);
             PROCESSED.fetch_add(1, Release);
         }
         window.maybe_refresh();
@@ -243,8 +227,7 @@ fn run() {
     }
 }
 
-fn handle(mut node: TraceNode) {
-    let trace = &mut node.value;
+fn handle(mut trace: RawTrace) {
     // `ticks_to_ns(1 << 32)` is the factor itself (exact: the factor is below 2^64).
     trace.mult = clock::ticks_to_ns(1 << 32);
     trace.start_epoch_ns = clock::reading_to_epoch_ns(trace.start);
@@ -264,8 +247,6 @@ fn handle(mut node: TraceNode) {
             }
             if st.slow_window.1 >= st.settings.slow_per_sec {
                 SLOW_RATE_LIMITED.fetch_add(1, Relaxed);
-                drop(st);
-                give_back(node);
                 return;
             }
             st.slow_window.1 += 1;
@@ -274,18 +255,14 @@ fn handle(mut node: TraceNode) {
             }
         }
     }
-    // The ring keeps a copy (the worker's own allocation, freed by the worker when it falls out),
-    // so the node goes back to its thread at once: a thread's buffers only ever wait in the inbox.
-    st.ring.push_back(node.value.clone());
+    let golden = write.map(|file| (st.settings.dir.join(file), to_trace(&trace)));
+    st.ring.push_back(trace);
     let mut evicted = Vec::new();
     while st.ring.len() > st.settings.ring {
         evicted.extend(st.ring.pop_front());
     }
-    let path = write.map(|file| st.settings.dir.join(file));
     drop(st);
     drop(evicted);
-    let golden = path.map(|path| (path, to_trace(&node.value)));
-    give_back(node);
     if let Some((path, trace)) = golden {
         let json = crate::export::json::golden_trace_json(&trace);
         // Temporary file in the same directory, then rename: readers never see half a file.
