@@ -20,6 +20,9 @@ rustc --version
 echo "== mm-trace hot path (benches/hot_path.rs)"
 cargo bench --bench hot_path -- "${crit[@]}"
 
+echo "== a real 10 us tick, bare and instrumented interleaved (benches/tick_ab.rs)"
+if [ "${QUICK:-}" = 1 ]; then PAIRS=20000 cargo bench --bench tick_ab; else cargo bench --bench tick_ab; fi
+
 echo "== peers (peer-bench/)"
 cargo bench --manifest-path peer-bench/Cargo.toml -- "${crit[@]}"
 
