@@ -87,6 +87,18 @@ impl RawTrace {
         }
     }
 
+    /// Makes this a copy of `src`, reusing this one's buffers.
+    fn copy_from(&mut self, src: &RawTrace) {
+        (self.tick_id, self.site, self.reason, self.start, self.end) =
+            (src.tick_id, src.site, src.reason, src.start, src.end);
+        (self.missed, self.partial, self.dropped, self.cap, self.thread) =
+            (src.missed, src.partial, src.dropped, src.cap, src.thread);
+        (self.mult, self.start_epoch_ns) = (src.mult, src.start_epoch_ns);
+        self.local.clone_from(&src.local);
+        self.remote.clone_from(&src.remote);
+        self.annotations.clone_from(&src.annotations);
+    }
+
     /// Converts a difference of this trace's readings to ns.
     fn ticks_to_ns(&self, ticks: u64) -> u64 {
         u64::try_from((u128::from(ticks) * u128::from(self.mult)) >> 32).unwrap_or(u64::MAX)
@@ -210,16 +222,15 @@ fn run() {
     READY.store(true, Release);
     let mut idle = Duration::from_millis(1);
     let mut window = QuantileWindow::default();
-    let mut batch = Vec::new();
     loop {
+        let mut got = false;
         for t in threads() {
             // SAFETY: this is the worker thread, the only consumer of every ring.
-            unsafe { t.traces.consume(|raw| batch.push(raw.clone())) };
-        }
-        let got = !batch.is_empty();
-        for raw in batch.drain(..) {
-            handle(raw);
-            PROCESSED.fetch_add(1, Release);
+            let n = unsafe { t.traces.consume(handle) };
+            if n > 0 {
+                got = true;
+                PROCESSED.fetch_add(n as u64, Release);
+            }
         }
         window.maybe_refresh();
         idle = if got { Duration::from_millis(1) } else { (idle * 2).min(Duration::from_millis(20)) };
@@ -227,10 +238,9 @@ fn run() {
     }
 }
 
-fn handle(mut trace: RawTrace) {
-    // `ticks_to_ns(1 << 32)` is the factor itself (exact: the factor is below 2^64).
-    trace.mult = clock::ticks_to_ns(1 << 32);
-    trace.start_epoch_ns = clock::reading_to_epoch_ns(trace.start);
+/// Handles a trace in its thread's ring slot (read only: the worker writes nothing the tick
+/// thread reads per tick).
+fn handle(trace: &RawTrace) {
     let mut st = lock();
     let mut write = None;
     match trace.reason {
@@ -255,14 +265,17 @@ fn handle(mut trace: RawTrace) {
             }
         }
     }
-    let golden = write.map(|file| (st.settings.dir.join(file), to_trace(&trace)));
-    st.ring.push_back(trace);
-    let mut evicted = Vec::new();
-    while st.ring.len() > st.settings.ring {
-        evicted.extend(st.ring.pop_front());
-    }
+    // The ring keeps the worker's own copy; a full ring's oldest entry is reused for it, buffers
+    // and all, so a steady stream of traces costs the worker no allocation either.
+    let mut kept =
+        if st.ring.len() >= st.settings.ring { st.ring.pop_front() } else { None }.unwrap_or_else(RawTrace::empty);
+    kept.copy_from(trace);
+    // `ticks_to_ns(1 << 32)` is the factor itself (exact: the factor is below 2^64).
+    kept.mult = clock::ticks_to_ns(1 << 32);
+    kept.start_epoch_ns = clock::reading_to_epoch_ns(kept.start);
+    let golden = write.map(|file| (st.settings.dir.join(file), to_trace(&kept)));
+    st.ring.push_back(kept);
     drop(st);
-    drop(evicted);
     if let Some((path, trace)) = golden {
         let json = crate::export::json::golden_trace_json(&trace);
         // Temporary file in the same directory, then rename: readers never see half a file.
