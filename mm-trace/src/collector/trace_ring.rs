@@ -94,6 +94,20 @@ impl<T, const N: usize> TraceRing<T, N> {
         true
     }
 
+    /// Asks the CPU to bring the slot the next `push` writes into its cache. A slot is reused only
+    /// after `N` more kept traces (2.5 ms of 10 µs ticks at rate 1.0), long enough for it to have
+    /// left the cache, and `push` reads the slot's old buffers: prefetched at the start of a tick,
+    /// that read no longer waits for memory at its end. Producer only; a no-op before the first
+    /// push.
+    #[inline(always)]
+    pub(crate) fn prefetch_next(&self) {
+        let slots = self.slots.load(Relaxed);
+        if !slots.is_null() {
+            let slot = slots.wrapping_add(self.producer.tail.load(Relaxed) % N);
+            prefetch(slot as *const u8, std::mem::size_of::<UnsafeCell<T>>());
+        }
+    }
+
     #[cold]
     fn allocate(&self, make: impl Fn() -> T) -> *mut UnsafeCell<T> {
         let slots: Box<[UnsafeCell<T>]> = (0..N).map(|_| UnsafeCell::new(make())).collect();
@@ -127,6 +141,24 @@ impl<T, const N: usize> TraceRing<T, N> {
         self.consumer.head.store(tail, Release);
         tail.wrapping_sub(head)
     }
+}
+
+/// Hints the CPU to load the cache lines of `bytes` bytes at `p` (at most 8 lines). A hint only:
+/// it never faults, whatever `p` is, and has no effect visible to the program.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const u8, bytes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for line in 0..bytes.div_ceil(64).min(8) {
+        // SAFETY: `prefetcht0` is a hint: it does not fault on any address and changes no state
+        // the program can observe.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                p.wrapping_add(line * 64).cast::<i8>(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, bytes);
 }
 
 impl<T, const N: usize> Drop for TraceRing<T, N> {
