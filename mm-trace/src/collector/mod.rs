@@ -28,6 +28,7 @@ use crate::summary::{ExchangeStats, Health, StageStats, Summary};
 
 /// Most distinct metric keys (stage names plus exchange `(verb, api)` pairs) in one process.
 pub(crate) const MAX_KEYS: usize = 1024;
+const _: () = assert!(MAX_KEYS.is_power_of_two());
 /// Key of `tick_total`.
 pub(crate) const TICK_TOTAL: u32 = 1;
 /// Key that every key past `MAX_KEYS` or the cardinality cap folds into.
@@ -216,7 +217,8 @@ pub(crate) type ThreadData = Node<PerThread>;
 /// What a thread records into: only its holder writes it; it outlives the thread (the registry
 /// hands it, counts and all, to the next thread that claims the node).
 pub(crate) struct PerThread {
-    cells: Box<[AtomicPtr<Cell>]>,
+    /// One slot per key (a fixed length, so indexing with a masked key needs no bounds check).
+    cells: Box<[AtomicPtr<Cell>; MAX_KEYS]>,
     pub(crate) counters: Counters,
     pub(crate) name: Mutex<String>,
     /// Kept traces on their way to the worker: the holder of this slot produces, the worker
@@ -230,7 +232,7 @@ static THREADS: Registry<PerThread> = Registry::new();
 impl PerThread {
     fn new() -> Self {
         PerThread {
-            cells: (0..MAX_KEYS).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+            cells: Box::new(std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))),
             counters: Counters::default(),
             name: Mutex::new(String::new()),
             traces: trace_ring::TraceRing::new(),
@@ -240,7 +242,9 @@ impl PerThread {
     /// This thread's cell for `key`, allocated on first use (once per thread and key).
     #[inline(always)]
     pub(crate) fn cell(&self, key: u32) -> &Cell {
-        let slot = &self.cells[key as usize];
+        // Keys are below `MAX_KEYS` (a power of two) by construction: the mask only tells the
+        // compiler so.
+        let slot = &self.cells[key as usize & (MAX_KEYS - 1)];
         let p = slot.load(Acquire);
         if p.is_null() {
             return self.new_cell(slot);
