@@ -207,12 +207,16 @@ fn tick_5x2us(c: &mut Criterion) {
     g.finish();
 }
 
-/// CPU time this thread has run, from the scheduler (`/proc/thread-self/schedstat`, ns).
-/// Unlike wall time it does not count time the thread waited for a core, so two threads on a
-/// busy 2-vCPU machine are compared on what they cost, not on how the host shared its cores.
+/// CPU time this thread has run (`CLOCK_THREAD_CPUTIME_ID`, ns). Unlike wall time it does not
+/// count time the thread waited for a core, so two threads on a busy 2-vCPU machine are compared
+/// on what they cost, not on how the host shared its cores. (`/proc/thread-self/schedstat`, used
+/// before, is only brought up to date at scheduler events, so a short sample could read zero.)
 fn thread_cpu() -> Duration {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    Duration::from_nanos(s.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0))
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Mean per-thread time of `iters` recorded spans with `threads` threads recording at once:
