@@ -552,9 +552,10 @@ fn begin_tick(l: &Local, site: &'static Site) -> Box<TickState> {
 }
 
 /// Brings what a traced tick will write into the cache while its stages run: the span buffer
-/// (after a kept tick it is the buffer of a ring slot last used thousands of ticks ago) and, for a
-/// sampled tick, the ring slot its trace goes to. On a 10 µs tick at rate 1.0 this halves the
-/// added time (memory reads at the tick's end were most of it).
+/// (after a kept tick it is the buffer of a ring slot last used `TRACE_RING` kept traces ago) and,
+/// for a sampled tick, the ring slot its trace goes to. On a 10 µs tick at rate 1.0 this took the
+/// added time from 330 – 520 ns to 200 – 350 ns (`benches/tick_ab.rs`): reads of memory left cold
+/// for milliseconds were most of the difference.
 #[inline]
 fn warm_up(th: &ThreadData, state: &TickState) {
     // SAFETY: the tick is not installed yet: no other reference to its span vector exists.
