@@ -354,3 +354,27 @@ fn carried_context_inside_an_unsampled_tick_records_then_stops() {
     assert!(s.stage("after_context").is_none(), "leaving the context did not restore the unsampled tick");
     assert_eq!(s.ticks, 2);
 }
+
+/// A loop that starts ticking after a quiet spell (the trace worker has backed off to its longest
+/// sleep) keeps its traces: 1000 sampled ticks of 10 µs are 4x a thread's 256 waiting traces,
+/// so they are all kept only if the worker looks again within a few milliseconds. (With a 20 ms
+/// back-off, 680 - 750 of them were dropped; the bound leaves room for a worker delayed on a busy
+/// machine.)
+#[test]
+fn burst_after_idling_keeps_its_traces() {
+    let _g = setup(TraceConfig { sample_rate: 1.0, ..Default::default() });
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..1000 {
+        tick(|| {
+            let _s = mm_trace::stage_guard!("burst_work");
+            let t0 = std::time::Instant::now();
+            while t0.elapsed() < Duration::from_micros(10) {
+                std::hint::spin_loop();
+            }
+        });
+    }
+    mm_trace::flush();
+    let s = mm_trace::summary();
+    assert_eq!(s.ticks, 1000);
+    assert!(s.health.traces_dropped < 200, "{} of 1000 traces dropped", s.health.traces_dropped);
+}
