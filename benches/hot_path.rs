@@ -29,7 +29,7 @@ use criterion::{Criterion, criterion_group};
 use mm_trace::__private::{Instrumented, Site, StageGuard, TickFuture, TickGuard, clock_now, clock_source};
 
 mod common;
-use common::{SPANS_PER_TICK, STAGE, TICK, WORK, configure};
+use common::{SPANS_PER_TICK, STAGE, TICK, TICK_CASES, configure, spin_iters_for_2us, tick_bare, tick_traced};
 
 static EXCHANGE: Site = Site::exchange("POST", "order");
 
@@ -108,49 +108,6 @@ fn stage(c: &mut Criterion) {
     g.finish();
 }
 
-/// Spin iterations that take about 2 µs here (found once, then fixed for every variant).
-fn spin_iters_for_2us() -> u64 {
-    let mut n = 1_000u64;
-    loop {
-        let t0 = Instant::now();
-        for _ in 0..100 {
-            spin(n);
-        }
-        let per = t0.elapsed() / 100;
-        if per >= Duration::from_micros(1) {
-            return (n as f64 * 2_000.0 / per.as_nanos() as f64) as u64;
-        }
-        n *= 2;
-    }
-}
-
-#[inline(never)]
-fn spin(n: u64) -> u64 {
-    let mut x = 1u64;
-    for i in 0..n {
-        x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
-    }
-    x
-}
-
-fn tick_bare(n: u64) -> u64 {
-    let mut acc = 0u64;
-    for _ in 0..WORK.len() {
-        acc = acc.wrapping_add(spin(n));
-    }
-    acc
-}
-
-fn tick_traced(n: u64) -> u64 {
-    let _t = TickGuard::begin(&TICK);
-    let mut acc = 0u64;
-    for site in &WORK {
-        let _g = StageGuard::enter_stage(site);
-        acc = acc.wrapping_add(spin(n));
-    }
-    acc
-}
-
 /// Times `iters` calls of `tick`, 200 at a time, letting the trace worker drain its queue
 /// between batches (untimed). Back to back, empty sampled ticks hand the worker millions of
 /// traces a second, and the tick thread's time then mostly measures that contention (the
@@ -176,16 +133,10 @@ fn ticks(iters: u64, tick: fn(u64) -> u64) -> Duration {
 fn tick_5_empty(c: &mut Criterion) {
     let mut g = c.benchmark_group("tick_5_empty");
     g.bench_function("bare", |b| b.iter_custom(|n| ticks(n, tick_bare)));
-    configure(true, 1.0, true);
-    g.bench_function("rate_1.0", |b| b.iter_custom(|n| ticks(n, tick_traced)));
-    configure(true, 0.2, true);
-    g.bench_function("rate_0.2_capture_on", |b| b.iter_custom(|n| ticks(n, tick_traced)));
-    configure(true, 0.2, false);
-    g.bench_function("rate_0.2_capture_off", |b| b.iter_custom(|n| ticks(n, tick_traced)));
-    configure(true, 0.0, false);
-    g.bench_function("rate_0.0_capture_off", |b| b.iter_custom(|n| ticks(n, tick_traced)));
-    configure(false, 1.0, true);
-    g.bench_function("runtime_disabled", |b| b.iter_custom(|n| ticks(n, tick_traced)));
+    for (id, enabled, rate, capture, _) in TICK_CASES {
+        configure(enabled, rate, capture);
+        g.bench_function(id, |b| b.iter_custom(|n| ticks(n, tick_traced)));
+    }
     configure(true, 1.0, true);
     g.bench_function("rate_1.0_back_to_back", |b| b.iter(|| tick_traced(black_box(0))));
     g.finish();
@@ -195,14 +146,10 @@ fn tick_5x2us(c: &mut Criterion) {
     let n = spin_iters_for_2us();
     let mut g = c.benchmark_group("tick_5x2us");
     g.bench_function("bare", |b| b.iter(|| tick_bare(black_box(n))));
-    configure(true, 1.0, true);
-    g.bench_function("rate_1.0", |b| b.iter(|| tick_traced(black_box(n))));
-    configure(true, 0.2, true);
-    g.bench_function("rate_0.2_capture_on", |b| b.iter(|| tick_traced(black_box(n))));
-    configure(true, 0.2, false);
-    g.bench_function("rate_0.2_capture_off", |b| b.iter(|| tick_traced(black_box(n))));
-    configure(false, 1.0, true);
-    g.bench_function("runtime_disabled", |b| b.iter(|| tick_traced(black_box(n))));
+    for (id, enabled, rate, capture, _) in TICK_CASES {
+        configure(enabled, rate, capture);
+        g.bench_function(id, |b| b.iter(|| tick_traced(black_box(n))));
+    }
     g.bench_function("bare_again", |b| b.iter(|| tick_bare(black_box(n))));
     g.finish();
 }
@@ -347,14 +294,14 @@ fn report() {
     rows.push(("capture on / recorded".into(), None, ratio(on, rec)));
     let bare = get("tick_5x2us", "bare");
     let empty_bare = get("tick_5_empty", "bare");
-    for (id, target) in [
-        ("rate_1.0", " [<= 2%]"),
-        ("rate_0.2_capture_on", " [<= 0.5%]"),
-        ("rate_0.2_capture_off", " [<= 0.5%]"),
-        ("rate_0.0_capture_off", ""),
-        ("runtime_disabled", ""),
-        ("rate_1.0_back_to_back", " (worker contention)"),
-    ] {
+    // The configurations of `TICK_CASES` with their targets, then one case of the group's own.
+    let tick_rows = |extra: &'static str, note: &'static str| {
+        TICK_CASES
+            .iter()
+            .map(|&(id, .., target)| (id, if target.is_empty() { String::new() } else { format!(" [{target}]") }))
+            .chain([(extra, note.to_owned())])
+    };
+    for (id, target) in tick_rows("rate_1.0_back_to_back", " (worker contention)") {
         let v = get("tick_5_empty", id);
         let added = v.zip(empty_bare).map(|(v, b)| v - b);
         let share = match (added, bare) {
@@ -363,14 +310,7 @@ fn report() {
         };
         rows.push((format!("5 empty stages + tick, added: {id}{target}"), added, share));
     }
-    for (id, target) in [
-        ("bare", ""),
-        ("rate_1.0", " [<= 2%]"),
-        ("rate_0.2_capture_on", " [<= 0.5%]"),
-        ("rate_0.2_capture_off", " [<= 0.5%]"),
-        ("runtime_disabled", ""),
-        ("bare_again", ""),
-    ] {
+    for (id, target) in [("bare", String::new())].into_iter().chain(tick_rows("bare_again", "")) {
         let v = get("tick_5x2us", id);
         rows.push((format!("5-stage ~10 us tick: {id}{target}"), v, format!("{} vs bare", pct(v, bare))));
     }

@@ -14,86 +14,39 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use mm_trace::__private::{StageGuard, TickGuard};
-
-#[allow(dead_code, reason = "shared with hot_path and perf_probe, which use all of it")]
 mod common;
-use common::{TICK, WORK, configure};
-
-#[inline(never)]
-fn spin(n: u64) -> u64 {
-    let mut x = 1u64;
-    for i in 0..n {
-        x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
-    }
-    x
-}
-
-#[inline(never)]
-fn bare(n: u64) -> u64 {
-    (0..WORK.len()).fold(0u64, |acc, _| acc.wrapping_add(spin(n)))
-}
-
-#[inline(never)]
-fn traced(n: u64) -> u64 {
-    let _t = TickGuard::begin(&TICK);
-    WORK.iter().fold(0u64, |acc, site| {
-        let _g = StageGuard::enter_stage(site);
-        acc.wrapping_add(spin(n))
-    })
-}
-
-/// Spin iterations for a ~2 µs stage.
-fn calibrate() -> u64 {
-    let n = 10_000;
-    let t0 = Instant::now();
-    for _ in 0..200 {
-        black_box(spin(black_box(n)));
-    }
-    (n as f64 * 2_000.0 / (t0.elapsed().as_nanos() as f64 / 200.0)) as u64
-}
+use common::{TICK_CASES, configure, spin_iters_for_2us, tick_bare, tick_traced};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n = calibrate();
+    let n = spin_iters_for_2us();
     let pairs: u32 = std::env::var("PAIRS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     println!("== 5-stage ~10 µs tick, bare vs instrumented, interleaved ({pairs} pairs per round)");
     println!("{:<32} {:>10} {:>10} {:>10} {:>9}", "configuration", "bare ns", "traced ns", "added ns", "added %");
-    let cases = [
-        ("rate 1.0 [<= 2%]", true, 1.0, true),
-        ("rate 0.2, capture on [<= 0.5%]", true, 0.2, true),
-        ("rate 0.2, capture off [<= 0.5%]", true, 0.2, false),
-        ("rate 0.0, capture off", true, 0.0, false),
-        ("enabled: false", false, 1.0, true),
-    ];
+    let time = |tick: fn(u64) -> u64| {
+        let t0 = Instant::now();
+        black_box(tick(black_box(n)));
+        t0.elapsed().as_nanos()
+    };
     for round in 0..3 {
-        for &(name, enabled, rate, capture) in &cases {
+        for (id, enabled, rate, capture, target) in TICK_CASES {
             configure(enabled, rate, capture);
-            let (mut tb, mut tt) = (0u128, 0u128);
+            let (mut bare, mut traced) = (0u128, 0u128);
             for i in 0..pairs {
-                let (a, b, c);
+                // Alternate which of the pair runs first.
                 if i % 2 == 0 {
-                    a = Instant::now();
-                    black_box(bare(black_box(n)));
-                    b = Instant::now();
-                    black_box(traced(black_box(n)));
-                    c = Instant::now();
-                    tb += (b - a).as_nanos();
-                    tt += (c - b).as_nanos();
+                    bare += time(tick_bare);
+                    traced += time(tick_traced);
                 } else {
-                    a = Instant::now();
-                    black_box(traced(black_box(n)));
-                    b = Instant::now();
-                    black_box(bare(black_box(n)));
-                    c = Instant::now();
-                    tt += (b - a).as_nanos();
-                    tb += (c - b).as_nanos();
+                    traced += time(tick_traced);
+                    bare += time(tick_bare);
                 }
             }
-            let (b, t) = (tb as f64 / f64::from(pairs), tt as f64 / f64::from(pairs));
-            println!("{:<32} {b:>10.0} {t:>10.0} {:>10.0} {:>8.2}%  (round {round})", name, t - b, (t - b) / b * 100.0);
+            let (b, t) = (bare as f64 / f64::from(pairs), traced as f64 / f64::from(pairs));
+            let name = if target.is_empty() { id.to_owned() } else { format!("{id} [{target}]") };
+            println!("{name:<32} {b:>10.0} {t:>10.0} {:>10.0} {:>8.2}%  (round {round})", t - b, (t - b) / b * 100.0);
         }
     }
 }
