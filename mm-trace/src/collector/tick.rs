@@ -136,11 +136,13 @@ impl TickState {
         }
     }
 
+    /// Opens a span in this tick as a child of the open one: `(mode, tick id, id, parent)`.
     #[inline(always)]
-    fn alloc_id(&self) -> u32 {
+    fn open_child(&self) -> (u8, u64, u32, u32) {
         let n = self.next_id.get().wrapping_add(1);
         self.next_id.set(n);
-        (self.lane << LANE_SHIFT) | (n & ((1 << LANE_SHIFT) - 1))
+        let id = (self.lane << LANE_SHIFT) | (n & ((1 << LANE_SHIFT) - 1));
+        (self.mode, self.tick_id, id, self.parent.replace(id))
     }
 
     #[inline(always)]
@@ -319,11 +321,7 @@ fn open_span(site: &'static Site) -> (u8, u64, u32, u32) {
                 (MODE_OFF, 0, 0, 0)
             }
         }
-        Some(t) => {
-            let id = t.alloc_id();
-            let parent = t.parent.replace(id);
-            (t.mode, t.tick_id, id, parent)
-        }
+        Some(t) => t.open_child(),
     }
 }
 
@@ -398,13 +396,7 @@ impl StageGuard {
         if l.mode.get() == MODE_COUNT || !ENABLED.load(Relaxed) {
             return StageGuard { site, tick_id: 0, start: 0, id: 0, parent: 0, mode: MODE_OFF };
         }
-        let (mode, tick_id, id, parent) = match l.current() {
-            None => (MODE_FREE, 0, 0, 0),
-            Some(t) => {
-                let id = t.alloc_id();
-                (t.mode, t.tick_id, id, t.parent.replace(id))
-            }
-        };
+        let (mode, tick_id, id, parent) = l.current().map_or((MODE_FREE, 0, 0, 0), TickState::open_child);
         StageGuard { site, tick_id, start: clock::now(), id, parent, mode }
     }
 }

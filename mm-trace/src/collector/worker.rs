@@ -94,14 +94,14 @@ impl RawTrace {
 
     /// Makes this a copy of `src`, reusing this one's buffers.
     fn copy_from(&mut self, src: &RawTrace) {
-        (self.tick_id, self.site, self.reason, self.start, self.end) =
-            (src.tick_id, src.site, src.reason, src.start, src.end);
-        (self.missed, self.partial, self.dropped, self.cap, self.thread) =
-            (src.missed, src.partial, src.dropped, src.cap, src.thread);
-        (self.mult, self.start_epoch_ns) = (src.mult, src.start_epoch_ns);
-        self.local.clone_from(&src.local);
-        self.remote.clone_from(&src.remote);
-        self.annotations.clone_from(&src.annotations);
+        let (mut local, mut remote, mut annotations) =
+            (std::mem::take(&mut self.local), std::mem::take(&mut self.remote), std::mem::take(&mut self.annotations));
+        local.clone_from(&src.local);
+        remote.clone_from(&src.remote);
+        annotations.clone_from(&src.annotations);
+        // Every other field is `Copy` and comes from `src` (a new non-`Copy` field fails to compile
+        // here rather than being left stale).
+        *self = RawTrace { local, remote, annotations, ..*src };
     }
 
     /// Converts a difference of this trace's readings to ns.
