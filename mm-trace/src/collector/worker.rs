@@ -179,11 +179,11 @@ pub(crate) fn configure(cfg: &TraceConfig) {
     start();
 }
 
-/// Counts a trace the calling thread put into its ring; `submitted` is that thread's own count
+/// Counts a trace the calling thread put into its ring; `count` is that thread's own count
 /// (single writer), which `flush` sums.
 #[inline]
-pub(crate) fn submitted(submitted: &AtomicU64) {
-    bump(submitted, 1);
+pub(crate) fn submitted(count: &AtomicU64) {
+    bump(count, 1);
     if !STARTED.load(Relaxed) {
         start();
     }
@@ -278,11 +278,13 @@ fn handle(trace: &RawTrace) {
     // `ticks_to_ns(1 << 32)` is the factor itself (exact: the factor is below 2^64).
     kept.mult = clock::ticks_to_ns(1 << 32);
     kept.start_epoch_ns = clock::reading_to_epoch_ns(kept.start);
-    let golden = write.map(|file| (st.settings.dir.join(file), to_trace(&kept)));
+    // A trace to write is converted after the lock is released (a copy: rare, and cheap next to
+    // the JSON), so readers of the ring never wait for a conversion.
+    let golden = write.map(|file| (st.settings.dir.join(file), kept.clone()));
     st.ring.push_back(kept);
     drop(st);
-    if let Some((path, trace)) = golden {
-        let json = crate::export::json::golden_trace_json(&trace);
+    if let Some((path, raw)) = golden {
+        let json = crate::export::json::golden_trace_json(&to_trace(&raw));
         // Temporary file in the same directory, then rename: readers never see half a file.
         match crate::write_file(&path, &json) {
             Ok(()) => lock().files_written.push(path),
