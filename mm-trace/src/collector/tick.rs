@@ -545,9 +545,10 @@ fn begin_tick(l: &Local, site: &'static Site) -> Box<TickState> {
 
 /// Brings what a traced tick will write into the cache while its stages run: the span buffer
 /// (after a kept tick it is the buffer of a ring slot last used `TRACE_RING` kept traces ago) and,
-/// for a sampled tick, the ring slot its trace goes to. On a 10 µs tick at rate 1.0 this took the
-/// added time from 330 – 520 ns to 200 – 350 ns (`benches/tick_ab.rs`): reads of memory left cold
-/// for milliseconds were most of the difference.
+/// for a sampled tick, the ring slot its trace goes to. On a 10 µs tick at rate 1.0 the added time
+/// went from 305 – 523 ns without it to 290 – 372 ns with it (`benches/tick_ab.rs`, see
+/// docs/PERFORMANCE.md): the slot and buffer are otherwise read from memory left cold for
+/// milliseconds.
 #[inline]
 fn warm_up(th: &ThreadData, state: &TickState) {
     // SAFETY: the tick is not installed yet: no other reference to its span vector exists.
