@@ -85,3 +85,136 @@ fn stage(s: &StageStats) -> Value {
 fn crate_pct(n: u64, of: u64) -> f64 {
     if of == 0 { 0.0 } else { n as f64 * 100.0 / of as f64 }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::histogram::HistogramSnapshot;
+    use crate::summary::ExchangeStats;
+
+    fn histogram(values_ns: &[u64]) -> HistogramSnapshot {
+        let mut h = HistogramSnapshot::new();
+        for &v in values_ns {
+            h.record_ns(v);
+        }
+        h
+    }
+
+    /// A summary with every kind of entry: stages (one-ns buckets and a clamped top bucket
+    /// included), an exchange request, guard trips, labels that need escaping.
+    fn sample() -> (Summary, BTreeMap<String, String>) {
+        let tick = histogram(&[5, 5, 7, 1_000_003, 1_015_625, 40_000_123, 250_000_000]);
+        let fetch = histogram(&[120_000, 130_500, 131_000, 2_000_000]);
+        let order = histogram(&[3_000_000, 3_100_000]);
+        let summary = Summary {
+            ticks: 7,
+            deadline_misses: 1,
+            deadline_miss_pct: 100.0 / 7.0,
+            partial_fails: 2,
+            deadline_ms: 200.0,
+            sample_rate: 0.25,
+            stages: vec![
+                StageStats::from_histogram("fetch_md".into(), fetch, 0),
+                StageStats::from_histogram("tick_total".into(), tick, 0),
+                StageStats::from_histogram("empty".into(), HistogramSnapshot::new(), 3),
+            ],
+            exchange: vec![ExchangeStats {
+                verb: "POST".into(),
+                api: "order".into(),
+                stats: StageStats::from_histogram("POST order".into(), order, 0),
+            }],
+            guard_trips: vec![("vol_soft".into(), 4), ("say \"hi\"".into(), 1)],
+            ..Summary::default()
+        };
+        let labels = BTreeMap::from([("track".to_owned(), "canary".to_owned()), ("b\"q".to_owned(), "é\n".to_owned())]);
+        (summary, labels)
+    }
+
+    /// The exact bytes of a profile: the writer's output is a contract (sorted keys, two-space
+    /// indent, buckets one per line, the same float formatting).
+    #[test]
+    fn render_is_byte_identical_to_the_schema_v1_layout() {
+        let (summary, labels) = sample();
+        let text = render(&summary, &labels, 1_764_000_000_000);
+        assert_eq!(text, EXPECTED, "\n{text}");
+    }
+
+    const EXPECTED: &str = r#"{
+  "created_unix_ms": 1764000000000,
+  "deadline_miss_pct": 14.285714285714286,
+  "deadline_misses": 1,
+  "deadline_ms": 200.0,
+  "exchange": {
+    "POST order": {
+      "api": "order",
+      "buckets": [
+        [2981888, 3014656, 1],
+        [3080192, 3112960, 1]
+      ],
+      "count": 2,
+      "max_ms": 3.1,
+      "p50_ms": 2.998272,
+      "p95_ms": 3.096576,
+      "p99_ms": 3.096576,
+      "sum_ms": 6.1,
+      "verb": "POST"
+    }
+  },
+  "generator": "mm-trace 0.1.0",
+  "guard_trips": {
+    "say \"hi\"": 1,
+    "vol_soft": 4
+  },
+  "labels": {
+    "b\"q": "é\n",
+    "track": "canary"
+  },
+  "partial_fail_pct": 28.571428571428573,
+  "partial_fails": 2,
+  "sample_rate": 0.25,
+  "schema": "mm-trace/perf-profile",
+  "schema_version": 1,
+  "stages": {
+    "empty": {
+      "buckets": [],
+      "count": 0,
+      "max_ms": 0.0,
+      "p50_ms": 0.0,
+      "p95_ms": 0.0,
+      "p99_ms": 0.0,
+      "sum_ms": 0.0
+    },
+    "fetch_md": {
+      "buckets": [
+        [119808, 120832, 1],
+        [130048, 131072, 2],
+        [1998848, 2015232, 1]
+      ],
+      "count": 4,
+      "max_ms": 2.0,
+      "p50_ms": 0.13056,
+      "p95_ms": 2.0,
+      "p99_ms": 2.0,
+      "sum_ms": 2.3815
+    },
+    "tick_total": {
+      "buckets": [
+        [5, 6, 2],
+        [7, 8, 1],
+        [999424, 1007616, 1],
+        [1007616, 1015808, 1],
+        [39845888, 40370176, 1],
+        [249561088, 251658240, 1]
+      ],
+      "count": 7,
+      "max_ms": 250.0,
+      "p50_ms": 1.00352,
+      "p95_ms": 250.0,
+      "p99_ms": 250.0,
+      "sum_ms": 292.015768
+    }
+  },
+  "ticks": 7
+}
+"#;
+}
