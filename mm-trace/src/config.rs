@@ -39,29 +39,61 @@ pub struct TraceConfig {
     pub max_spans_per_tick: usize,
     /// Number of recent traced ticks kept for the Chrome/Perfetto export (>= 1).
     pub chrome_ring_ticks: usize,
-    /// Distinct values per label before new ones are folded into `other` (>= 1).
+    /// Distinct values per label before new ones are folded into `other` (`1..=256`).
     pub label_cardinality_cap: usize,
+    /// Annotations kept in one tick's trace; [`crate::annotate`] past this is counted in
+    /// `Health::annotations_dropped`, not kept (`0..=65536`).
+    pub max_annotations_per_tick: usize,
     /// Prometheus names and values in base units (`mm_stage_duration_seconds`, seconds).
     pub prometheus_base_units: bool,
     /// Write `perf_profile.json` here on [`crate::shutdown`].
     pub profile_on_shutdown: Option<PathBuf>,
 }
 
+/// The default of every setting, defined once: [`TraceConfig::default`] and the collector's
+/// switches before `init` both read these.
+pub(crate) mod defaults {
+    pub(crate) const ENABLED: bool = true;
+    pub(crate) const SAMPLE_RATE: f64 = 0.2;
+    pub(crate) const DEADLINE_MS: f64 = 200.0;
+    pub(crate) const EXPORT_GOLDEN: bool = true;
+    pub(crate) const GOLDEN_TRACE_INTERVAL: u64 = 100;
+    pub(crate) const GOLDEN_DIR: &str = "artifacts/traces";
+    pub(crate) const CAPTURE_SLOW_TICKS: bool = true;
+    pub(crate) const SLOW_TICKS_PER_SEC: u32 = 10;
+    pub(crate) const MAX_SPANS_PER_TICK: usize = 4096;
+    pub(crate) const CHROME_RING_TICKS: usize = 32;
+    pub(crate) const LABEL_CARDINALITY_CAP: usize = 64;
+    pub(crate) const MAX_ANNOTATIONS_PER_TICK: usize = 64;
+}
+
+/// Most distinct values a label can have before `other` (the guard-reason table holds 512
+/// distinct reasons over the process's life and gives a window at most half of them).
+pub(crate) const MAX_LABEL_CARDINALITY_CAP: usize = 256;
+/// Most annotations one tick's trace can keep.
+pub(crate) const MAX_ANNOTATIONS_CAP: usize = 65_536;
+
+/// Milliseconds to whole nanoseconds (saturating), as the deadline switch stores them.
+pub(crate) const fn ms_to_ns(ms: f64) -> u64 {
+    (ms * 1e6) as u64
+}
+
 impl Default for TraceConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
-            sample_rate: 0.2,
-            deadline_ms: 200.0,
-            export_golden: true,
-            golden_trace_interval: 100,
-            golden_dir: PathBuf::from("artifacts/traces"),
-            capture_slow_ticks: true,
+            enabled: defaults::ENABLED,
+            sample_rate: defaults::SAMPLE_RATE,
+            deadline_ms: defaults::DEADLINE_MS,
+            export_golden: defaults::EXPORT_GOLDEN,
+            golden_trace_interval: defaults::GOLDEN_TRACE_INTERVAL,
+            golden_dir: PathBuf::from(defaults::GOLDEN_DIR),
+            capture_slow_ticks: defaults::CAPTURE_SLOW_TICKS,
             slow_tick_quantile: None,
-            slow_ticks_per_sec: 10,
-            max_spans_per_tick: 4096,
-            chrome_ring_ticks: 32,
-            label_cardinality_cap: 64,
+            slow_ticks_per_sec: defaults::SLOW_TICKS_PER_SEC,
+            max_spans_per_tick: defaults::MAX_SPANS_PER_TICK,
+            chrome_ring_ticks: defaults::CHROME_RING_TICKS,
+            label_cardinality_cap: defaults::LABEL_CARDINALITY_CAP,
+            max_annotations_per_tick: defaults::MAX_ANNOTATIONS_PER_TICK,
             prometheus_base_units: false,
             profile_on_shutdown: None,
         }
@@ -150,6 +182,7 @@ const KEYS: &[&str] = &[
     "max_spans_per_tick",
     "chrome_ring_ticks",
     "label_cardinality_cap",
+    "max_annotations_per_tick",
     "prometheus_base_units",
     "profile_on_shutdown",
 ];
@@ -261,6 +294,9 @@ impl TraceConfig {
                 "label_cardinality_cap" => {
                     set_usize(v, &mut cfg.label_cardinality_cap, &mut bad);
                 }
+                "max_annotations_per_tick" => {
+                    set_usize(v, &mut cfg.max_annotations_per_tick, &mut bad);
+                }
                 "golden_dir" => match v.as_str() {
                     Some(s) if !s.is_empty() => cfg.golden_dir = PathBuf::from(s),
                     _ => bad("must be a non-empty path string"),
@@ -336,10 +372,16 @@ impl TraceConfig {
             "must be a whole number from 1 to 4096",
         );
         check(
-            (1..=100_000).contains(&self.label_cardinality_cap),
+            (1..=MAX_LABEL_CARDINALITY_CAP).contains(&self.label_cardinality_cap),
             "label_cardinality_cap",
             self.label_cardinality_cap.to_string(),
-            "must be a whole number from 1 to 100000",
+            "must be a whole number from 1 to 256 (the label tables hold 512 distinct values, a window at most half)",
+        );
+        check(
+            self.max_annotations_per_tick <= MAX_ANNOTATIONS_CAP,
+            "max_annotations_per_tick",
+            self.max_annotations_per_tick.to_string(),
+            "must be a whole number from 0 to 65536",
         );
         check(!self.golden_dir.as_os_str().is_empty(), "golden_dir", String::new(), "must be a non-empty path");
         if issues.is_empty() { Ok(()) } else { Err(ConfigError::Invalid { origin: "<in code>".into(), issues }) }

@@ -57,6 +57,7 @@
 mod config;
 mod error;
 mod export;
+mod health;
 mod histogram;
 mod sampling;
 mod summary;
@@ -67,8 +68,6 @@ mod clock;
 mod collector;
 #[cfg(feature = "tokio")]
 mod rt;
-#[cfg(feature = "enabled")]
-mod site;
 #[cfg(feature = "enabled")]
 mod sync;
 
@@ -166,9 +165,12 @@ pub fn partial_fail() {
     imp::partial_fail()
 }
 
-/// Adds `key = value` to the current tick's trace (kept only if the trace is kept).
+/// Adds `key = value` to the current tick's trace (kept only if the trace is kept), up to
+/// `max_annotations_per_tick` per tick; past it the annotation is counted in
+/// [`Health::annotations_dropped`]. `value` is formatted only when the annotation is kept, so a
+/// tick that cannot keep a trace (unsampled with slow-tick capture off, or no tick) pays nothing.
 pub fn annotate(key: &str, value: impl std::fmt::Display) {
-    imp::annotate(key, &value.to_string())
+    imp::annotate(key, &value)
 }
 
 /// The id of the tick running on this thread, if any.
@@ -320,7 +322,7 @@ pub fn serve_metrics_with<A: std::net::ToSocketAddrs + std::fmt::Display>(
     addr: A,
     options: MetricsServerOptions,
 ) -> Result<MetricsServer, Error> {
-    export::http::serve(addr, options)
+    export::http::serve(addr, options, prometheus_text)
 }
 
 /// Sets a label written into every later profile's `labels` (e.g. `track = canary`); setting a
@@ -553,9 +555,11 @@ macro_rules! stage_guard {
 #[doc(hidden)]
 pub mod __private {
     #[cfg(feature = "enabled")]
-    pub use crate::collector::tick::{Instrumented, StageGuard, TickFuture, TickGuard};
+    pub use crate::collector::span::{Instrumented, StageGuard};
     #[cfg(feature = "enabled")]
-    pub use crate::site::Site;
+    pub use crate::collector::tick::{TickFuture, TickGuard};
+    #[cfg(feature = "enabled")]
+    pub use crate::collector::site::Site;
 
     /// One raw read of the clock spans use (calibrating first if needed is the caller's job:
     /// call [`clock_source`] once). For benchmarks comparing a span with two clock reads.

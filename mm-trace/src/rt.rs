@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::TickContext;
+use crate::imp::TickContext;
 
 /// `tokio::spawn` for work that belongs to the current tick: the task carries the tick's
 /// context, so its stages join the tick's trace (under the span open here) and its histograms.

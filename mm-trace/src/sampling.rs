@@ -10,7 +10,7 @@ pub(crate) fn mix(id: u64) -> u64 {
 }
 
 /// The threshold a tick's hash must stay under to be sampled at `rate` (`0.0..=1.0`).
-pub(crate) fn threshold(rate: f64) -> u64 {
+pub(crate) const fn threshold(rate: f64) -> u64 {
     if rate >= 1.0 {
         u64::MAX
     } else if rate <= 0.0 || rate.is_nan() {

@@ -1,5 +1,6 @@
 //! What the collector reports: [`Summary`] and [`TickTrace`].
 
+pub use crate::health::Health;
 use crate::histogram::HistogramSnapshot;
 
 /// Everything collected since start or the last [`crate::reset`], merged over all threads
@@ -121,34 +122,6 @@ pub struct ExchangeStats {
     pub api: String,
     /// The latency statistics (its `name` is `"VERB api"`).
     pub stats: StageStats,
-}
-
-/// The collector's view of itself.
-#[derive(Debug, Clone, Default)]
-pub struct Health {
-    /// Spans left out of a tick's trace by `max_spans_per_tick` (they still fed histograms).
-    pub spans_dropped: u64,
-    /// Spans that arrived from carried work after their tick had ended (histograms only).
-    pub late_spans: u64,
-    /// Traced ticks not kept because the trace queue was full (a thread has at most 256 kept
-    /// traces waiting for the trace worker).
-    pub traces_dropped: u64,
-    /// Slow unsampled ticks whose trace was kept.
-    pub slow_ticks_kept: u64,
-    /// Slow ticks not written because of `slow_ticks_per_sec`.
-    pub slow_ticks_rate_limited: u64,
-    /// Trace files or exports that failed.
-    pub export_errors: u64,
-    /// Label values folded into `other` by the cardinality cap.
-    pub label_overflow: u64,
-    /// Estimated share of tick time spent inside mm-trace (0.0..=1.0).
-    pub overhead_ratio: f64,
-    /// Estimated cost of one recorded span on this machine, ns.
-    pub span_cost_ns: f64,
-    /// Spans recorded into histograms.
-    pub spans_recorded: u64,
-    /// The clock in use: `tsc`, `monotonic` or `test`.
-    pub clock: &'static str,
 }
 
 /// Why a tick's trace was kept.

@@ -1,6 +1,6 @@
 //! The atomics of the collector's hand-written lock-free structures, behind one facade.
 //!
-//! `collector::registry`, `collector::reasons`, `collector::chunks` and `collector::trace_ring`
+//! `collector::lockfree::{registry, reasons, chunks, trace_ring}`
 //! reach atomics only through `crate::sync` and use nothing else from the crate, so
 //! `tests/loom.rs` compiles the very same source files (with `#[path]`) against its own `mod sync`
 //! that re-exports loom's atomics: the model checks the code that ships, not a copy of it.

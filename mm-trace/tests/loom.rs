@@ -39,13 +39,13 @@ mod sync {
     pub(crate) use array;
 }
 
-#[path = "../src/collector/chunks.rs"]
+#[path = "../src/collector/lockfree/chunks.rs"]
 mod chunks;
-#[path = "../src/collector/reasons.rs"]
+#[path = "../src/collector/lockfree/reasons.rs"]
 mod reasons;
-#[path = "../src/collector/registry.rs"]
+#[path = "../src/collector/lockfree/registry.rs"]
 mod registry;
-#[path = "../src/collector/trace_ring.rs"]
+#[path = "../src/collector/lockfree/trace_ring.rs"]
 mod trace_ring;
 
 /// Runs `f` under loom with `preemptions` as the preemption bound (unless `LOOM_MAX_PREEMPTIONS`
@@ -59,7 +59,7 @@ fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
 }
 
 // -------------------------------------------------------------------------------------------------
-// Thread registry (`collector/registry.rs`)
+// Thread registry (`collector/lockfree/registry.rs`)
 
 use registry::Registry;
 
@@ -172,7 +172,7 @@ fn registry_reuse_keeps_counts() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// Guard-trip reason table (`collector/reasons.rs`)
+// Guard-trip reason table (`collector/lockfree/reasons.rs`)
 
 use reasons::ReasonTable;
 
@@ -318,7 +318,7 @@ fn reasons_colliding_probe() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// Carried-span chunk stack (`collector/chunks.rs`)
+// Carried-span chunk stack (`collector/lockfree/chunks.rs`)
 
 use chunks::ChunkStack;
 use std::sync::Mutex;
@@ -443,7 +443,7 @@ fn chunks_pushes_straddle_close() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// A thread's ring of kept traces (`collector/trace_ring.rs`)
+// A thread's ring of kept traces (`collector/lockfree/trace_ring.rs`)
 
 use trace_ring::TraceRing;
 

@@ -6,7 +6,7 @@
 //! cap window. Limit: names from earlier windows keep their slots, so after windows totalling more
 //! than 512 distinct reasons new reasons fold into `other` (the table is bounded, by design).
 
-use super::reasons::ReasonTable;
+use super::lockfree::reasons::ReasonTable;
 
 /// The slots of the process's table: distinct reasons over the process's life. The cap is at most
 /// half of them.

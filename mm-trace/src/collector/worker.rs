@@ -14,28 +14,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::tick::SpanRec;
-use super::{EXPORT_ERRORS, KeyKind, SLOW_QUANTILE_NS, TICK_TOTAL, bump, key_infos, thread_name, threads};
+use super::calibration::measure_span_cost;
+use super::counters::{self, Counter, ThreadCounters};
+use super::keys::TICK_TOTAL;
+use super::switches::SLOW_QUANTILE_NS;
+use super::thread_data::threads;
+use super::trace_convert::to_trace;
+use super::trace_record::RawTrace;
 use crate::clock;
 use crate::config::TraceConfig;
 use crate::histogram::HistogramSnapshot;
-use crate::site::Site;
-use crate::summary::{KeepReason, TickTrace, TraceSpan};
+use crate::summary::{KeepReason, TickTrace};
 
 /// Longest the worker sleeps between passes when no trace arrives. A thread that starts ticking
 /// after a quiet spell has this long before the worker looks at its ring: 2 ms of 10 µs ticks at
 /// rate 1.0 is 200 traces, under `TRACE_RING`, so a burst after idling loses none. (Each idle pass
 /// reads one cache line per thread slot: 500 passes a second cost next to nothing.)
 const MAX_IDLE: Duration = Duration::from_millis(2);
-/// Kept traces a thread can have waiting for the worker (its ring's slots): past that the next
-/// one is dropped (counted) instead of growing memory.
-pub(crate) const TRACE_RING: usize = 256;
-/// Span capacity a reused span buffer keeps (larger ones are shrunk by the tick thread), so the
-/// slots of a thread hold at most `TRACE_RING` x this many spans between traces.
-const KEPT_SPAN_CAPACITY: usize = 1024;
-
-pub(crate) static TRACES_DROPPED: AtomicU64 = AtomicU64::new(0);
-pub(crate) static SLOW_RATE_LIMITED: AtomicU64 = AtomicU64::new(0);
 /// Traces the worker has handled (written by the worker only).
 static PROCESSED: AtomicU64 = AtomicU64::new(0);
 static SPAN_COST_BITS: AtomicU64 = AtomicU64::new(0);
@@ -44,71 +39,6 @@ static ERROR_REPORTED: AtomicBool = AtomicBool::new(false);
 /// the clock: `flush` waits for it, so that it never overlaps a test-clock install).
 static STARTED: AtomicBool = AtomicBool::new(false);
 static READY: AtomicBool = AtomicBool::new(false);
-
-/// A kept tick as recorded: raw readings and keys, converted only when exported.
-#[derive(Clone)]
-pub(crate) struct RawTrace {
-    pub(crate) tick_id: u64,
-    pub(crate) site: &'static Site,
-    pub(crate) reason: KeepReason,
-    pub(crate) start: u64,
-    pub(crate) end: u64,
-    pub(crate) missed: bool,
-    pub(crate) partial: bool,
-    pub(crate) local: Vec<SpanRec>,
-    pub(crate) remote: Vec<SpanRec>,
-    pub(crate) dropped: u64,
-    pub(crate) cap: usize,
-    pub(crate) annotations: Vec<(String, String)>,
-    pub(crate) thread: u32,
-    /// The clock's ns-per-reading factor (32.32 fixed point) and the tick's start in ns since the
-    /// process epoch, captured when the worker receives the trace (0 until then), so that reading
-    /// the ring later, under another clock (test clock uninstalled, time scale changed), still
-    /// converts with the clock the readings were taken with.
-    pub(crate) mult: u64,
-    pub(crate) start_epoch_ns: u64,
-}
-
-impl RawTrace {
-    /// An empty slot of a thread's trace ring.
-    pub(crate) fn empty() -> Self {
-        static NONE: Site = Site::tick("");
-        RawTrace {
-            tick_id: 0,
-            site: &NONE,
-            reason: KeepReason::Sampled,
-            start: 0,
-            end: 0,
-            missed: false,
-            partial: false,
-            local: Vec::new(),
-            remote: Vec::new(),
-            dropped: 0,
-            cap: 0,
-            annotations: Vec::new(),
-            thread: 0,
-            mult: 0,
-            start_epoch_ns: 0,
-        }
-    }
-
-    /// Makes this a copy of `src`, reusing this one's buffers.
-    fn copy_from(&mut self, src: &RawTrace) {
-        let (mut local, mut remote, mut annotations) =
-            (std::mem::take(&mut self.local), std::mem::take(&mut self.remote), std::mem::take(&mut self.annotations));
-        local.clone_from(&src.local);
-        remote.clone_from(&src.remote);
-        annotations.clone_from(&src.annotations);
-        // Every other field is `Copy` and comes from `src` (a new non-`Copy` field fails to compile
-        // here rather than being left stale).
-        *self = RawTrace { local, remote, annotations, ..*src };
-    }
-
-    /// Converts a difference of this trace's readings to ns.
-    fn ticks_to_ns(&self, ticks: u64) -> u64 {
-        u64::try_from((u128::from(ticks) * u128::from(self.mult)) >> 32).unwrap_or(u64::MAX)
-    }
-}
 
 struct Settings {
     export_golden: bool,
@@ -179,28 +109,19 @@ pub(crate) fn configure(cfg: &TraceConfig) {
     start();
 }
 
-/// Counts a trace the calling thread put into its ring; `count` is that thread's own count
-/// (single writer), which `flush` sums.
+/// Counts a trace the calling thread put into its ring, in that thread's own `counts` (single
+/// writer), which `flush` sums; starts the worker if it is not running yet.
 #[inline]
-pub(crate) fn submitted(count: &AtomicU64) {
-    bump(count, 1);
+pub(crate) fn submitted(counts: &ThreadCounters) {
+    counts.bump(Counter::TracesSubmitted, 1);
     if !STARTED.load(Relaxed) {
         start();
     }
 }
 
-/// Empties the span buffer a tick thread got back from its ring, and keeps its capacity bounded.
-#[inline]
-pub(crate) fn trim(spans: &mut Vec<SpanRec>) {
-    spans.clear();
-    if spans.capacity() > KEPT_SPAN_CAPACITY {
-        spans.shrink_to(KEPT_SPAN_CAPACITY);
-    }
-}
-
 /// Waits (up to 10 s) until every trace submitted so far has been processed and written.
 pub(crate) fn flush() {
-    let target: u64 = threads().map(|t| t.counters.traces_submitted.load(Acquire)).sum();
+    let target: u64 = threads().map(|t| t.counters.get(Counter::TracesSubmitted)).sum();
     let deadline = Instant::now() + Duration::from_secs(10);
     while (PROCESSED.load(Acquire) < target || (STARTED.load(Acquire) && !READY.load(Acquire)))
         && Instant::now() < deadline
@@ -223,7 +144,7 @@ pub(crate) fn span_cost_ns() -> f64 {
 }
 
 fn run() {
-    SPAN_COST_BITS.store(super::tick::measure_span_cost().to_bits(), Relaxed);
+    SPAN_COST_BITS.store(measure_span_cost().to_bits(), Relaxed);
     READY.store(true, Release);
     let mut idle = Duration::from_millis(1);
     let mut window = QuantileWindow::default();
@@ -261,7 +182,7 @@ fn handle(trace: &RawTrace) {
                 st.slow_window = (now, 0);
             }
             if st.slow_window.1 >= st.settings.slow_per_sec {
-                SLOW_RATE_LIMITED.fetch_add(1, Relaxed);
+                counters::add(Counter::SlowTicksRateLimited, 1);
                 return;
             }
             st.slow_window.1 += 1;
@@ -289,7 +210,7 @@ fn handle(trace: &RawTrace) {
         match crate::write_file(&path, &json) {
             Ok(()) => lock().files_written.push(path),
             Err(e) => {
-                EXPORT_ERRORS.fetch_add(1, Relaxed);
+                counters::add(Counter::ExportErrors, 1);
                 if !ERROR_REPORTED.swap(true, Relaxed) {
                     eprintln!("mm-trace: cannot write trace {e} (further errors are only counted)");
                 }
@@ -308,58 +229,6 @@ pub(crate) fn recent_traces() -> Vec<TickTrace> {
     flush();
     let ring: Vec<RawTrace> = lock().ring.iter().cloned().collect();
     ring.iter().map(to_trace).collect()
-}
-
-/// Converts raw readings and keys to a [`TickTrace`] (cold path).
-fn to_trace(raw: &RawTrace) -> TickTrace {
-    let infos = key_infos();
-    let mut spans: Vec<&SpanRec> = raw.local.iter().chain(raw.remote.iter()).collect();
-    spans.sort_by_key(|s| (s.start, s.id));
-    let mut dropped = raw.dropped;
-    if spans.len() > raw.cap {
-        dropped += (spans.len() - raw.cap) as u64;
-        spans.truncate(raw.cap);
-    }
-    let rel = |t: u64| raw.ticks_to_ns(t.saturating_sub(raw.start));
-    let known: std::collections::HashSet<u32> = spans.iter().map(|s| s.id).collect();
-    let mut thread_ids: Vec<u32> = spans.iter().map(|s| s.thread).chain([raw.thread]).collect();
-    thread_ids.sort_unstable();
-    thread_ids.dedup();
-    TickTrace {
-        tick_id: raw.tick_id,
-        name: raw.site.name().to_owned(),
-        reason: raw.reason,
-        start_ns: raw.start_epoch_ns,
-        duration_ns: raw.ticks_to_ns(raw.end.saturating_sub(raw.start)),
-        deadline_missed: raw.missed,
-        partial_fail: raw.partial,
-        annotations: raw.annotations.clone(),
-        spans: spans
-            .iter()
-            .map(|s| {
-                let info = infos.get(s.key() as usize).copied();
-                let (name, kind) = match info {
-                    Some(i) if i.kind == KeyKind::Exchange => (format!("{} {}", i.verb, i.name), "exchange"),
-                    Some(i) => (i.name.to_owned(), "stage"),
-                    None => ("?".to_owned(), "stage"),
-                };
-                TraceSpan {
-                    id: s.id,
-                    // A parent that was left out (cap) or never existed hangs the span on the tick.
-                    parent: (s.parent != 0 && known.contains(&s.parent)).then_some(s.parent),
-                    name,
-                    kind,
-                    start_ns: rel(s.start),
-                    end_ns: rel(s.end),
-                    thread: s.thread,
-                    cancelled: s.cancelled(),
-                }
-            })
-            .collect(),
-        spans_dropped: dropped,
-        threads: thread_ids.into_iter().map(|t| (t, thread_name(t))).collect(),
-        thread: raw.thread,
-    }
 }
 
 /// Recent tick_total distribution, for the optional quantile rule of slow-tick capture.

@@ -71,6 +71,7 @@ struct Shared {
     stop: AtomicBool,
     active: AtomicUsize,
     opts: MetricsServerOptions,
+    render: RenderMetrics,
 }
 
 impl fmt::Debug for MetricsServer {
@@ -116,10 +117,14 @@ impl Drop for MetricsServer {
     }
 }
 
-/// Binds `addr` and serves `/metrics` from a new thread.
+/// What the endpoint serves at `/metrics`: rendered per scrape, on a connection thread.
+pub(crate) type RenderMetrics = fn() -> String;
+
+/// Binds `addr` and serves `/metrics` (the text `render` gives) from a new thread.
 pub(crate) fn serve<A: ToSocketAddrs + fmt::Display>(
     addr: A,
     opts: MetricsServerOptions,
+    render: RenderMetrics,
 ) -> Result<MetricsServer, Error> {
     let bind_err = |source| Error::Bind { addr: addr.to_string(), source };
     if opts.max_connections == 0 {
@@ -138,7 +143,7 @@ pub(crate) fn serve<A: ToSocketAddrs + fmt::Display>(
     }
     let listener = TcpListener::bind(&addr).map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
-    let shared = Arc::new(Shared { stop: AtomicBool::new(false), active: AtomicUsize::new(0), opts });
+    let shared = Arc::new(Shared { stop: AtomicBool::new(false), active: AtomicUsize::new(0), opts, render });
     let for_thread = shared.clone();
     let thread = std::thread::Builder::new()
         .name("mm-trace-metrics".into())
@@ -169,7 +174,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let conn_shared = shared.clone();
         let spawned = std::thread::Builder::new().name("mm-trace-metrics-conn".into()).spawn(move || {
             let _slot = Slot(&conn_shared.active);
-            handle(stream, &conn_shared.opts);
+            handle(stream, &conn_shared.opts, conn_shared.render);
         });
         if spawned.is_err() {
             shared.active.fetch_sub(1, AcqRel);
@@ -302,7 +307,7 @@ fn route(head: &[u8]) -> Route {
     }
 }
 
-fn handle(mut stream: TcpStream, opts: &MetricsServerOptions) {
+fn handle(mut stream: TcpStream, opts: &MetricsServerOptions, render: RenderMetrics) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(opts.write_timeout));
     let plain = "text/plain; charset=utf-8";
@@ -327,7 +332,7 @@ fn handle(mut stream: TcpStream, opts: &MetricsServerOptions) {
     };
     let _ = match route(&head) {
         Route::Metrics { head } => {
-            let body = crate::prometheus_text();
+            let body = render();
             write_response(&mut stream, "200 OK", &[], CONTENT_TYPE, body.as_bytes(), head)
         }
         Route::NotFound => {

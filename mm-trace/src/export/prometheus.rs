@@ -115,33 +115,9 @@ pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
         w.sample("mm_trace_stage_cancelled_total", &[("stage", &s.name)], &s.cancelled.to_string());
     }
     w.counter("mm_trace_spans_recorded_total", "Spans recorded into duration histograms.", h.spans_recorded);
-    w.counter(
-        "mm_trace_spans_dropped_total",
-        "Spans left out of a tick's trace by the per-tick span cap (they still fed the histograms).",
-        h.spans_dropped,
-    );
-    w.counter(
-        "mm_trace_late_spans_total",
-        "Spans from carried work that ended after their tick had ended (histograms only).",
-        h.late_spans,
-    );
-    w.counter(
-        "mm_trace_traces_dropped_total",
-        "Kept tick traces dropped because the trace queue was full.",
-        h.traces_dropped,
-    );
-    w.counter("mm_trace_slow_ticks_kept_total", "Slow unsampled ticks whose trace was kept.", h.slow_ticks_kept);
-    w.counter(
-        "mm_trace_slow_ticks_rate_limited_total",
-        "Slow-tick traces not kept because of the slow-tick rate limit.",
-        h.slow_ticks_rate_limited,
-    );
-    w.counter("mm_trace_export_errors_total", "Trace files or exports that failed.", h.export_errors);
-    w.counter(
-        "mm_trace_label_overflow_total",
-        "Label values folded into \"other\" by the cardinality cap.",
-        h.label_overflow,
-    );
+    for c in h.series() {
+        w.counter(c.metric, c.help.trim(), c.value);
+    }
     w.gauge(
         "mm_trace_overhead_ratio",
         "Estimated share of tick time spent inside mm-trace (0 to 1).",

@@ -40,7 +40,7 @@ pub(crate) fn set_parallel_symbols(_n: usize) {}
 
 pub(crate) fn partial_fail() {}
 
-pub(crate) fn annotate(_key: &str, _value: &str) {}
+pub(crate) fn annotate(_key: &str, _value: &dyn std::fmt::Display) {}
 
 pub(crate) fn current_tick_id() -> Option<u64> {
     None

@@ -2,25 +2,25 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::collector::{self, labels, tick, worker};
+use crate::collector::{events, labels, merged, setup, worker};
 use crate::{Summary, TickTrace, TraceConfig};
 
-pub use crate::collector::tick::{ContextGuard, TickContext, WithContext};
+pub use crate::collector::context::{ContextGuard, TickContext, WithContext};
 
 pub(crate) fn init(config: &TraceConfig) {
-    collector::apply_config(config);
+    setup::apply_config(config);
 }
 
 pub(crate) fn config() -> TraceConfig {
-    collector::config()
+    setup::config()
 }
 
 pub(crate) fn summary() -> Summary {
-    collector::summary()
+    merged::summary()
 }
 
 pub(crate) fn reset() {
-    collector::reset()
+    merged::reset()
 }
 
 pub(crate) fn flush() {
@@ -28,15 +28,15 @@ pub(crate) fn flush() {
 }
 
 pub(crate) fn set_enabled(on: bool) {
-    collector::ENABLED.store(on, Relaxed)
+    setup::set_enabled(on)
 }
 
 pub(crate) fn is_enabled() -> bool {
-    collector::ENABLED.load(Relaxed)
+    setup::is_enabled()
 }
 
 pub(crate) fn set_sample_rate(rate: f64) {
-    collector::set_sample_rate(rate)
+    setup::set_sample_rate(rate)
 }
 
 pub(crate) fn guard_trip(reason: &str) {
@@ -46,19 +46,19 @@ pub(crate) fn guard_trip(reason: &str) {
 }
 
 pub(crate) fn set_parallel_symbols(n: usize) {
-    collector::PARALLEL_SYMBOLS.store(n as u64, Relaxed)
+    crate::collector::PARALLEL_SYMBOLS.store(n as u64, Relaxed)
 }
 
 pub(crate) fn partial_fail() {
-    tick::partial_fail()
+    events::partial_fail()
 }
 
-pub(crate) fn annotate(key: &str, value: &str) {
-    tick::annotate(key, value)
+pub(crate) fn annotate(key: &str, value: &dyn std::fmt::Display) {
+    events::annotate(key, value)
 }
 
 pub(crate) fn current_tick_id() -> Option<u64> {
-    tick::current_tick_id()
+    events::current_tick_id()
 }
 
 pub(crate) fn recent_traces() -> Vec<TickTrace> {

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-use crate::collector::{KeyKind, register_key};
+use super::keys::{KeyKind, register_key};
 
 /// A call site. The macros put one in a `static` next to each instrumented body; its metric key
 /// is resolved once on a cold path, then every span costs one relaxed load to find it.

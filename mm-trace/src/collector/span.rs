@@ -1,0 +1,213 @@
+//! Stage and exchange spans: [`StageGuard`] (sync) and [`Instrumented`] (async), and the one
+//! rule of what a span records ([`open`]) and how it is recorded ([`close`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
+
+use super::local::local;
+use super::switches::ENABLED;
+use super::tick_state::{Mode, SpanOpening};
+use super::trace_record::SpanRec;
+use crate::clock;
+use super::site::Site;
+
+/// Opens a span: what it records, decided here alone.
+///
+/// - Recording off: nothing.
+/// - Outside a tick: the histogram only.
+/// - In an unsampled tick with slow-tick capture off: nothing for a stage; an exchange request
+///   is recorded in every tick, so it feeds its histogram as if outside a tick.
+/// - In a sampled tick, or an unsampled one with capture on: a span of the tick, opened as the
+///   child of the open one (histogram and trace, or trace only: see [`close`]).
+///
+/// The thread-local mode byte is read first, so a stage in an unsampled tick with capture off
+/// is decided by one byte; `exchange` is a constant wherever the kind of site is known.
+#[inline(always)]
+fn open(exchange: bool) -> SpanOpening {
+    let l = local();
+    let mode = l.mode();
+    if (mode == Mode::Count && !exchange) || !ENABLED.load(Relaxed) {
+        return SpanOpening::OFF;
+    }
+    match l.current() {
+        Some(t) if mode != Mode::Count => t.open_child(),
+        _ => SpanOpening::FREE,
+    }
+}
+
+/// Closes a span opened by [`open`] (not `Mode::Off`): its histogram (unless cancelled, or a
+/// stage of a shadow tick: exchange requests always feed theirs), and the trace of its tick if
+/// that tick is installed here.
+#[inline(always)]
+fn close(site: &'static Site, span: SpanOpening, start: u64, end: u64, cancelled: bool) {
+    let l = local();
+    let Some(th) = l.thread_data() else { return };
+    let key = site.key();
+    if cancelled {
+        let c = &th.cell(key).cancelled;
+        c.store(c.load(Relaxed) + 1, Relaxed);
+    } else if span.mode != Mode::Shadow || site.is_exchange() {
+        th.cell(key).hist.record(clock::ticks_to_ns(end.saturating_sub(start)));
+    }
+    if span.mode == Mode::Free {
+        return;
+    }
+    if let Some(t) = l.current()
+        && t.tick_id == span.tick_id
+    {
+        if t.parent.get() == span.id {
+            t.parent.set(span.parent);
+        }
+        let thread = th.ordinal.load(Relaxed);
+        t.push(SpanRec::new(key, cancelled, span.id, span.parent, thread, start, end));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sync stage
+
+/// Times a synchronous stage until dropped (also during unwinding).
+#[must_use = "a stage guard times its scope: bind it with `let _g = ...`"]
+#[derive(Debug)]
+pub struct StageGuard {
+    site: &'static Site,
+    span: SpanOpening,
+    start: u64,
+}
+
+impl StageGuard {
+    /// Opens a span for `site` (a stage or an exchange request).
+    #[inline(always)]
+    pub fn enter(site: &'static Site) -> StageGuard {
+        Self::open(site, open(site.is_exchange()))
+    }
+
+    /// [`StageGuard::enter`] for a site made with `Site::stage` (what `#[stage]`, `in_stage!`
+    /// and `stage_guard!` expand to): the kind is known, so it is not read.
+    #[inline(always)]
+    pub fn enter_stage(site: &'static Site) -> StageGuard {
+        debug_assert!(!site.is_exchange(), "enter_stage on an exchange site");
+        Self::open(site, open(false))
+    }
+
+    #[inline(always)]
+    fn open(site: &'static Site, span: SpanOpening) -> StageGuard {
+        let start = if span.mode == Mode::Off { 0 } else { clock::now() };
+        StageGuard { site, span, start }
+    }
+}
+
+/// Closes a guard's span. Out of line, so that the drop glue stays small enough to be inlined at
+/// every call site (a guard that records nothing then costs one compare, a recording one one
+/// call), and taking the fields by value (in registers: the ids packed in one word), so that the
+/// guard never has to be written to memory: a guard that records nothing stays a few registers.
+#[inline(never)]
+fn close_guard(site: &'static Site, tick_id: u64, start: u64, ids: u64, mode: Mode, end: u64) {
+    let span = SpanOpening { mode, tick_id, id: ids as u32, parent: (ids >> 32) as u32 };
+    close(site, span, start, end, false);
+}
+
+impl Drop for StageGuard {
+    #[inline(always)]
+    fn drop(&mut self) {
+        let span = self.span;
+        if span.mode != Mode::Off {
+            let ids = u64::from(span.id) | (u64::from(span.parent) << 32);
+            close_guard(self.site, span.tick_id, self.start, ids, span.mode, clock::now());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Async stage
+
+/// Where a wrapped future is in its life.
+#[repr(u8)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Phase {
+    /// Not polled yet.
+    New,
+    /// Polled, not complete: its span is open.
+    Running,
+    /// Complete, or recording nothing.
+    Done,
+}
+
+/// Times a future from its first poll to its completion; a future dropped before completing is
+/// counted as cancelled (not in the latency histogram) and marked so in the trace.
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Instrumented<F> {
+    fut: F,
+    site: &'static Site,
+    span: SpanOpening,
+    start: u64,
+    phase: Phase,
+}
+
+impl<F: Future> Instrumented<F> {
+    /// Wraps `fut`.
+    pub fn new(site: &'static Site, fut: F) -> Self {
+        Instrumented { fut, site, span: SpanOpening::OFF, start: 0, phase: Phase::New }
+    }
+}
+
+impl<F: Future> Future for Instrumented<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `fut` is structurally pinned (never moved, dropped in place); the other fields
+        // are plain data.
+        let this = unsafe { self.get_unchecked_mut() };
+        if this.phase == Phase::New {
+            let span = open(this.site.is_exchange());
+            this.span = span;
+            this.phase = if span.mode == Mode::Off { Phase::Done } else { Phase::Running };
+            if span.mode != Mode::Off {
+                // The span was opened as the current parent; stages inside the future become
+                // children only while it is being polled, so give the parent back for now.
+                if let Some(t) = local().current()
+                    && t.tick_id == span.tick_id
+                    && t.parent.get() == span.id
+                {
+                    t.parent.set(span.parent);
+                }
+                this.start = clock::now();
+            }
+        }
+        if this.phase != Phase::Running {
+            // SAFETY: see above.
+            return unsafe { Pin::new_unchecked(&mut this.fut) }.poll(cx);
+        }
+        let span = this.span;
+        let restore = match local().current() {
+            Some(t) if t.tick_id == span.tick_id && span.tick_id != 0 => Some(t.parent.replace(span.id)),
+            _ => None,
+        };
+        // SAFETY: see above.
+        let out = unsafe { Pin::new_unchecked(&mut this.fut) }.poll(cx);
+        if let Some(prev) = restore
+            && let Some(t) = local().current()
+            && t.tick_id == span.tick_id
+        {
+            t.parent.set(prev);
+        }
+        if out.is_ready() {
+            let end = clock::now();
+            this.phase = Phase::Done;
+            close(this.site, span, this.start, end, false);
+        }
+        out
+    }
+}
+
+impl<F> Drop for Instrumented<F> {
+    fn drop(&mut self) {
+        if self.phase == Phase::Running {
+            let end = clock::now();
+            close(self.site, self.span, self.start, end, true);
+        }
+    }
+}
