@@ -525,4 +525,32 @@ mod tests {
         assert!(msg.contains("trace.sample_rate = NaN"), "{msg}");
         assert!(msg.contains("trace.max_spans_per_tick = 0"), "{msg}");
     }
+
+    /// The label tables hold 512 distinct values and give a window at most half: a larger cap
+    /// was accepted and silently clamped to 256; now it is refused, naming what is allowed.
+    #[test]
+    fn label_cardinality_cap_beyond_what_the_tables_hold_is_refused() {
+        for (cap, ok) in [(1, true), (256, true), (257, false), (100_000, false), (0, false)] {
+            let cfg = TraceConfig { label_cardinality_cap: cap, ..Default::default() };
+            match cfg.validate() {
+                Ok(()) => assert!(ok, "cap {cap} accepted"),
+                Err(e) => {
+                    assert!(!ok, "cap {cap} refused: {e}");
+                    let msg = e.to_string();
+                    assert!(msg.contains(&format!("trace.label_cardinality_cap = {cap}: must be a whole number from 1 to 256")), "{msg}");
+                }
+            }
+        }
+        let e = TraceConfig::from_yaml_str("trace:\n  label_cardinality_cap: 1000\n").unwrap_err();
+        assert!(e.to_string().contains("label_cardinality_cap = 1000"), "{e}");
+    }
+
+    #[test]
+    fn max_annotations_per_tick_defaults_to_64_and_is_bounded() {
+        assert_eq!(TraceConfig::default().max_annotations_per_tick, 64);
+        let cfg = TraceConfig::from_yaml_str("trace:\n  max_annotations_per_tick: 0\n").unwrap();
+        assert_eq!(cfg.max_annotations_per_tick, 0);
+        let e = TraceConfig::from_yaml_str("trace:\n  max_annotations_per_tick: 70000\n").unwrap_err();
+        assert!(e.to_string().contains("trace.max_annotations_per_tick = 70000: must be a whole number from 0 to 65536"), "{e}");
+    }
 }
