@@ -627,13 +627,42 @@ fn check_golden_shape(text: &str) {
     assert_eq!(v["spans"][0]["children"][0]["duration_ns"], 33_000 + 1_000);
 }
 
-/// The child half of the next test: runs only in the process that test starts.
+/// Set in the child process of the next test: the golden directory that cannot be created.
+const GOLDEN_CHILD_ENV: &str = "MM_EXPORTERS_CHILD_GOLDEN_DIR";
+
+/// The test runs its ticks in a child process (this test binary, filtered to this test, with
+/// `GOLDEN_CHILD_ENV` set), where the once-per-process error report is on a stderr of its own.
 #[test]
-fn golden_dir_errors_child() {
-    let Some(dir) = std::env::var_os("MM_EXPORTERS_CHILD_GOLDEN_DIR") else {
+fn unwritable_golden_dir_is_counted_reported_once_and_never_blocks_a_tick() {
+    if let Some(dir) = std::env::var_os(GOLDEN_CHILD_ENV) {
+        golden_dir_errors_child(dir.into());
         return;
-    };
-    let _g = setup(TraceConfig { export_golden: true, golden_trace_interval: 1, golden_dir: dir.into(), ..cfg() });
+    }
+    let tmp = TempDir::new("golden-bad");
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let dir = file.join("traces");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "unwritable_golden_dir_is_counted_reported_once_and_never_blocks_a_tick",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(GOLDEN_CHILD_ENV, &dir)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && stdout.contains("CHILD-OK"), "child failed:\n{stdout}\n{stderr}");
+    let reports: Vec<&str> = stderr.lines().filter(|l| l.starts_with("mm-trace:")).collect();
+    assert_eq!(reports.len(), 1, "reported exactly once: {stderr}");
+    assert!(reports[0].contains(&dir.display().to_string()), "names the path: {}", reports[0]);
+}
+
+/// The child's half: five ticks whose golden traces cannot be written are five counted export
+/// errors, no tick waits on the failing writes, and no file is reported written.
+fn golden_dir_errors_child(dir: PathBuf) {
+    let _g = setup(TraceConfig { export_golden: true, golden_trace_interval: 1, golden_dir: dir, ..cfg() });
     let mut slowest = Duration::ZERO;
     for _ in 0..5 {
         let t0 = Instant::now();
@@ -651,24 +680,6 @@ fn golden_dir_errors_child() {
     assert!(slowest < Duration::from_millis(500), "a tick waited {slowest:?}");
     assert!(mm_trace::trace_files_written().is_empty());
     println!("CHILD-OK");
-}
-
-#[test]
-fn unwritable_golden_dir_is_counted_reported_once_and_never_blocks_a_tick() {
-    let tmp = TempDir::new("golden-bad");
-    let file = tmp.path().join("file");
-    std::fs::write(&file, "x").unwrap();
-    let dir = file.join("traces");
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "golden_dir_errors_child", "--nocapture", "--test-threads=1"])
-        .env("MM_EXPORTERS_CHILD_GOLDEN_DIR", &dir)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && stdout.contains("CHILD-OK"), "child failed:\n{stdout}\n{stderr}");
-    let reports: Vec<&str> = stderr.lines().filter(|l| l.starts_with("mm-trace:")).collect();
-    assert_eq!(reports.len(), 1, "reported exactly once: {stderr}");
-    assert!(reports[0].contains(&dir.display().to_string()), "names the path: {}", reports[0]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,26 +14,43 @@ use std::time::{Duration, Instant};
 
 use mm_trace::__private::{Site, TickGuard};
 
+/// Set in the children: `slow` or `fast`. A child is this test binary filtered to
+/// `canary_verdicts_from_a_real_prometheus`, which then runs `child` instead of the test.
 const CHILD_ENV: &str = "MM_CANARY_CHILD";
 
-/// Entry point of the instrumented children; a no-op in the normal test run.
-#[test]
-fn child_entry() {
-    let Ok(kind) = std::env::var(CHILD_ENV) else { return };
-    let (tick_ms, deadline_ms) = match kind.as_str() {
-        "slow" => (15, 10.0),
-        _ => (4, 10.0),
+/// An instrumented bot for Prometheus to scrape: 15 ms (`slow`) or 4 ms (`fast`) ticks against a
+/// 10 ms deadline, until the parent kills it. It checks its first tick before it announces its
+/// address, so a child that does not record what the scenarios rely on fails at once.
+fn child(kind: &str) {
+    let tick_ms = match kind {
+        "slow" => 15,
+        "fast" => 4,
+        other => panic!("{CHILD_ENV}={other:?}: expected `slow` or `fast`"),
     };
-    mm_trace::init(mm_trace::TraceConfig { deadline_ms, export_golden: false, sample_rate: 1.0, ..Default::default() })
-        .unwrap();
+    mm_trace::init(mm_trace::TraceConfig {
+        deadline_ms: 10.0,
+        export_golden: false,
+        sample_rate: 1.0,
+        ..Default::default()
+    })
+    .unwrap();
+    static TICK: Site = Site::tick("tick");
+    let tick = || {
+        let _t = TickGuard::begin(&TICK);
+        std::thread::sleep(Duration::from_millis(tick_ms));
+    };
+    tick();
+    let s = mm_trace::summary();
+    assert_eq!(s.ticks, 1, "{kind}: the tick was counted");
+    if kind == "slow" {
+        assert_eq!(s.deadline_misses, 1, "a 15 ms tick misses the 10 ms deadline");
+    }
     let server = mm_trace::serve_metrics("127.0.0.1:0").unwrap();
     println!("METRICS_ADDR={}", server.local_addr());
-    static TICK: Site = Site::tick("tick");
     // Orphan protection: a child never outlives 3 minutes.
     let end = Instant::now() + Duration::from_secs(180);
     while Instant::now() < end {
-        let _t = TickGuard::begin(&TICK);
-        std::thread::sleep(Duration::from_millis(tick_ms));
+        tick();
     }
 }
 
@@ -55,10 +72,11 @@ impl Drop for Procs {
 
 fn spawn_child(kind: &str, procs: &mut Procs) -> String {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+        .args(["--exact", "canary_verdicts_from_a_real_prometheus", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, kind)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // A failing child's panic message shows in the test's output.
+        .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn child");
     let stdout = child.stdout.take().unwrap();
@@ -67,7 +85,7 @@ fn spawn_child(kind: &str, procs: &mut Procs) -> String {
     let addr = lines
         .by_ref()
         .map_while(Result::ok)
-        // The harness may print "test child_entry ... " on the same line first.
+        // The harness may print "test canary_verdicts_from_a_real_prometheus ... " on the same line first.
         .find_map(|l| l.split_once("METRICS_ADDR=").map(|(_, a)| a.trim().to_owned()))
         .expect("child printed its metrics address");
     // Keep draining the child's stdout so it never blocks on a full pipe.
@@ -102,7 +120,8 @@ fn canary(url: &str, scenario: &str) -> (u8, String, String) {
 
 #[test]
 fn canary_verdicts_from_a_real_prometheus() {
-    if std::env::var_os(CHILD_ENV).is_some() {
+    if let Ok(kind) = std::env::var(CHILD_ENV) {
+        child(&kind);
         return;
     }
     let found = Command::new("prometheus").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
