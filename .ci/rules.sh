@@ -46,7 +46,8 @@ def read(path):
         errors.append(f"cannot read {path}: {e.strerror}")
         return ""
 
-# What an mm-trace process exposes (SPEC.md "Prometheus metrics", mm-trace/src/export/prometheus.rs).
+# What an mm-trace process exposes (docs/PERFORMANCE_DASHBOARD.md "The metrics",
+# mm-trace/src/export/prometheus.rs).
 HISTOGRAMS = ["mm_stage_duration_ms", "mm_exchange_req_ms",              # default names
               "mm_stage_duration_seconds", "mm_exchange_req_seconds"]    # prometheus_base_units
 SCALARS = ["mm_guard_trips_total", "mm_tick_deadline_miss_total", "mm_ticks_total",

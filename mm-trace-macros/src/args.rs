@@ -1,5 +1,5 @@
-//! The arguments of each attribute: one `Parse` impl per attribute, every mistake reported with
-//! the offending token's span and what to write instead.
+//! The arguments of each attribute: one parser per attribute, every mistake reported with the
+//! offending token's span and what to write instead.
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::{ParseStream, Parser};

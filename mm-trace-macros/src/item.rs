@@ -2,7 +2,7 @@
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
-use syn::parse::{Parse, ParseStream, Parser};
+use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Signature, Token, Visibility, braced};
 
 use crate::args::Kind;
@@ -99,11 +99,5 @@ impl FnItem {
         group.set_span(self.brace_span);
         out.extend([TokenTree::Group(group)]);
         out
-    }
-}
-
-impl Parse for FnItem {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        parse_item(Kind::Stage, input)
     }
 }

@@ -45,7 +45,7 @@ const ENABLED: bool = cfg!(feature = "enabled");
 ///
 /// ```text
 /// fn fetch_market_data(symbols: &[&str]) -> Result<usize, String> {
-///     let __mm_guard = ::mm_trace::__private::StageGuard::enter({
+///     let __mm_guard = ::mm_trace::__private::StageGuard::enter_stage({
 ///         static __MM_SITE: Site = Site::stage("fetch_md");
 ///         &__MM_SITE
 ///     });
