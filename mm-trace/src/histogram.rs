@@ -5,6 +5,9 @@
 //! bucket, `max` stays exact). A bucket is at most 1/64 of its lower bound wide and quantiles are
 //! reported at the bucket midpoint, so a reported quantile is within 0.8% of the true sample
 //! quantile. The bounds are constants: every process and every run uses the same buckets.
+//!
+//! [`quantile_ns`] is the one quantile rule: [`HistogramSnapshot`], the profile writer and
+//! perf-gate (through [`crate::profile`]) all call it.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -49,6 +52,46 @@ pub const PROMETHEUS_BOUNDS_MS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 150.0,
     200.0, 250.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0,
 ];
+
+/// The `q` quantile (0.0..=1.0, clamped), in ns, of a histogram given as its non-empty
+/// `(lower_ns, upper_ns, count)` buckets, ascending, with `count` the sum of their counts and
+/// `max_ns` the exact largest value; 0 when `count` is 0.
+///
+/// Nearest rank: the bucket holding the `ceil(q * count)`-th smallest sample (at least the
+/// first) is reported at its midpoint, or at its lower bound when it is one nanosecond wide (it
+/// then holds that single value), and never above `max_ns` (the top bucket's midpoint can lie
+/// past the largest sample). This is the rule of [`HistogramSnapshot::quantile_ns`], of the
+/// `pXX_ms` fields of `perf_profile.json` and of perf-gate, which all call this function.
+///
+/// ```
+/// use mm_trace::profile::quantile_ns;
+/// // 2 samples of 5 ns (a one-ns bucket), 1 in [999424, 1007616) ns; the largest is 1_000_003 ns.
+/// let buckets = [(5, 6, 2), (999_424, 1_007_616, 1)];
+/// assert_eq!(quantile_ns(buckets, 3, 1_000_003, 0.5), 5.0);
+/// // The top bucket's midpoint (1_003_520) is above the largest sample: clamped to it.
+/// assert_eq!(quantile_ns(buckets, 3, 1_000_003, 0.99), 1_000_003.0);
+/// assert_eq!(quantile_ns([], 0, 0, 0.5), 0.0);
+/// ```
+pub fn quantile_ns(buckets: impl IntoIterator<Item = (u64, u64, u64)>, count: u64, max_ns: u64, q: f64) -> f64 {
+    if count == 0 {
+        return 0.0;
+    }
+    let rank = ((q.clamp(0.0, 1.0) * count as f64).ceil() as u64).max(1);
+    let mut seen = 0u64;
+    for (lo, hi, c) in buckets {
+        seen = seen.saturating_add(c);
+        if seen >= rank {
+            return representative_ns(lo, hi).min(max_ns as f64);
+        }
+    }
+    max_ns as f64
+}
+
+/// The value a bucket's samples are reported at: its midpoint, or its only value when it is one
+/// nanosecond wide.
+fn representative_ns(lo: u64, hi: u64) -> f64 {
+    if hi.saturating_sub(lo) <= 1 { lo as f64 } else { (u128::from(lo) + u128::from(hi)) as f64 / 2.0 }
+}
 
 /// The recording side: one writer (the owning thread), any number of readers.
 pub(crate) struct AtomicHistogram {
@@ -174,23 +217,10 @@ impl HistogramSnapshot {
         }
     }
 
-    /// The `q` quantile (0.0..=1.0) in ns, nearest rank, at the bucket midpoint; 0 when empty.
+    /// The `q` quantile (0.0..=1.0) in ns by [`quantile_ns`]: nearest rank, at the bucket
+    /// midpoint (a one-ns bucket: its value), never above the exact max; 0 when empty.
     pub fn quantile_ns(&self, q: f64) -> f64 {
-        let total = self.count();
-        if total == 0 {
-            return 0.0;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, &c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                let (lo, hi) = bucket_bounds(i);
-                let mid = if hi - lo == 1 { lo as f64 } else { (lo + hi) as f64 / 2.0 };
-                return mid.min(self.max_ns as f64);
-            }
-        }
-        self.max_ns as f64
+        quantile_ns(self.buckets(), self.count(), self.max_ns, q)
     }
 
     /// The `q` quantile in milliseconds.
@@ -227,7 +257,7 @@ impl HistogramSnapshot {
                 continue;
             }
             let (lo, hi) = bucket_bounds(i);
-            let mid = if hi - lo == 1 { lo as f64 } else { (lo + hi) as f64 / 2.0 };
+            let mid = representative_ns(lo, hi);
             let slot = bounds_ns.iter().position(|&b| mid <= b).unwrap_or(bounds_ns.len());
             out[slot] += c;
         }

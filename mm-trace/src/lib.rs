@@ -59,6 +59,7 @@ mod error;
 mod export;
 mod health;
 mod histogram;
+pub mod profile;
 mod sampling;
 mod summary;
 

@@ -1,16 +1,11 @@
-//! `perf_profile.json`, schema version 1 (`docs/PROFILE_SCHEMA.md`).
+//! The `perf_profile.json` writer (schema version 1, `docs/PROFILE_SCHEMA.md`): a [`Summary`] becomes a
+//! [`crate::profile::Profile`], printed with sorted keys by `to_pretty`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use serde_json::{Map, Value, json};
-
+use crate::profile::{Bucket, ExchangeProfile, Profile, SCHEMA, SCHEMA_VERSION, StageProfile};
 use crate::summary::{StageStats, Summary};
-
-/// The `schema` value of every profile.
-pub(crate) const SCHEMA: &str = "mm-trace/perf-profile";
-/// The `schema_version` written.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
 
 static LABELS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
 
@@ -35,54 +30,52 @@ pub(crate) fn now_unix_ms() -> u64 {
 
 /// Renders a profile of `summary`.
 pub(crate) fn render(summary: &Summary, labels: &BTreeMap<String, String>, created_unix_ms: u64) -> String {
-    let stages: Map<String, Value> = summary.stages.iter().map(|s| (s.name.clone(), stage(s))).collect();
-    let exchange: Map<String, Value> = summary
-        .exchange
-        .iter()
-        .map(|e| {
-            let mut v = stage(&e.stats);
-            if let Value::Object(m) = &mut v {
-                m.insert("verb".into(), json!(e.verb));
-                m.insert("api".into(), json!(e.api));
-            }
-            (format!("{} {}", e.verb, e.api), v)
-        })
-        .collect();
-    let guard_trips: Map<String, Value> = summary.guard_trips.iter().map(|(r, n)| (r.clone(), json!(n))).collect();
-    let doc = json!({
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "generator": concat!("mm-trace ", env!("CARGO_PKG_VERSION")),
-        "created_unix_ms": created_unix_ms,
-        "labels": labels,
-        "deadline_ms": summary.deadline_ms,
-        "ticks": summary.ticks,
-        "deadline_misses": summary.deadline_misses,
-        "deadline_miss_pct": summary.deadline_miss_pct,
-        "partial_fails": summary.partial_fails,
-        "partial_fail_pct": crate_pct(summary.partial_fails, summary.ticks),
-        "sample_rate": summary.sample_rate,
-        "stages": stages,
-        "exchange": exchange,
-        "guard_trips": guard_trips,
-    });
-    super::to_pretty(doc)
+    let doc = document(summary, labels, created_unix_ms);
+    // Serializing plain structs of strings, numbers and string-keyed maps cannot fail.
+    super::to_pretty(serde_json::to_value(doc).expect("a profile serializes to JSON"))
 }
 
-fn stage(s: &StageStats) -> Value {
-    let buckets: Vec<Value> = s.histogram.buckets().map(|(lo, hi, c)| json!([lo, hi, c])).collect();
-    json!({
-        "count": s.count,
-        "sum_ms": s.sum_ms,
-        "p50_ms": s.p50_ms,
-        "p95_ms": s.p95_ms,
-        "p99_ms": s.p99_ms,
-        "max_ms": s.max_ms,
-        "buckets": buckets,
-    })
+/// The profile document of `summary`.
+fn document(summary: &Summary, labels: &BTreeMap<String, String>, created_unix_ms: u64) -> Profile {
+    Profile {
+        schema: SCHEMA.to_owned(),
+        schema_version: SCHEMA_VERSION,
+        generator: Some(concat!("mm-trace ", env!("CARGO_PKG_VERSION")).to_owned()),
+        created_unix_ms: Some(created_unix_ms),
+        labels: labels.clone(),
+        deadline_ms: summary.deadline_ms,
+        ticks: summary.ticks,
+        deadline_misses: summary.deadline_misses,
+        deadline_miss_pct: summary.deadline_miss_pct,
+        partial_fails: summary.partial_fails,
+        partial_fail_pct: pct(summary.partial_fails, summary.ticks),
+        sample_rate: Some(summary.sample_rate),
+        stages: summary.stages.iter().map(|s| (s.name.clone(), stage(s))).collect(),
+        exchange: summary
+            .exchange
+            .iter()
+            .map(|e| {
+                let entry = ExchangeProfile { verb: e.verb.clone(), api: e.api.clone(), stats: stage(&e.stats) };
+                (format!("{} {}", e.verb, e.api), entry)
+            })
+            .collect(),
+        guard_trips: summary.guard_trips.iter().cloned().collect(),
+    }
 }
 
-fn crate_pct(n: u64, of: u64) -> f64 {
+fn stage(s: &StageStats) -> StageProfile {
+    StageProfile {
+        count: s.count,
+        sum_ms: s.sum_ms,
+        p50_ms: s.p50_ms,
+        p95_ms: s.p95_ms,
+        p99_ms: s.p99_ms,
+        max_ms: s.max_ms,
+        buckets: s.histogram.buckets().map(Bucket::from).collect(),
+    }
+}
+
+fn pct(n: u64, of: u64) -> f64 {
     if of == 0 { 0.0 } else { n as f64 * 100.0 / of as f64 }
 }
 
