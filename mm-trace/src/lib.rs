@@ -57,6 +57,7 @@
 mod config;
 mod error;
 mod export;
+pub mod fs;
 mod health;
 mod histogram;
 pub mod profile;
@@ -81,6 +82,7 @@ use std::path::Path;
 pub use config::{ConfigError, ConfigIssue, TraceConfig};
 pub use error::Error;
 pub use export::json::golden_trace_json;
+pub(crate) use fs::write_file;
 pub use histogram::{BUCKETS, HistogramSnapshot, PROMETHEUS_BOUNDS_MS, bucket_bounds};
 pub use imp::{ContextGuard, TickContext, WithContext};
 pub use mm_trace_macros::{exchange_req, stage, traced_tick};
@@ -195,33 +197,6 @@ pub fn trace_files_written() -> Vec<std::path::PathBuf> {
 #[cfg(feature = "http")]
 pub use export::http::{MetricsServer, MetricsServerOptions};
 pub use export::prometheus::PrometheusUnits;
-
-/// Writes `contents` to `path`, creating parent directories. The file is written under a
-/// temporary name in the same directory and renamed, so a reader never sees half a file.
-pub(crate) fn write_file(path: &Path, contents: &str) -> Result<(), Error> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Io { path, source }
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-    }
-    let Some(file_name) = path.file_name() else {
-        return Err(Error::Io { path: path.to_owned(), source: std::io::ErrorKind::InvalidInput.into() });
-    };
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    // Unique per call: concurrent writers of one path must not share (and tear) a temp file.
-    static NEXT_TMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT_TMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, contents).map_err(io(path))?;
-    std::fs::rename(&tmp, path).map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::Io { path: path.to_owned(), source }
-    })
-}
 
 /// The Prometheus text exposition (format 0.0.4) of everything collected: the metrics of the
 /// table in `docs/PERFORMANCE_DASHBOARD.md`, in the units chosen by `TraceConfig::prometheus_base_units`.
