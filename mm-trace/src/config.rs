@@ -537,7 +537,12 @@ mod tests {
                 Err(e) => {
                     assert!(!ok, "cap {cap} refused: {e}");
                     let msg = e.to_string();
-                    assert!(msg.contains(&format!("trace.label_cardinality_cap = {cap}: must be a whole number from 1 to 256")), "{msg}");
+                    assert!(
+                        msg.contains(&format!(
+                            "trace.label_cardinality_cap = {cap}: must be a whole number from 1 to 256"
+                        )),
+                        "{msg}"
+                    );
                 }
             }
         }
@@ -551,6 +556,9 @@ mod tests {
         let cfg = TraceConfig::from_yaml_str("trace:\n  max_annotations_per_tick: 0\n").unwrap();
         assert_eq!(cfg.max_annotations_per_tick, 0);
         let e = TraceConfig::from_yaml_str("trace:\n  max_annotations_per_tick: 70000\n").unwrap_err();
-        assert!(e.to_string().contains("trace.max_annotations_per_tick = 70000: must be a whole number from 0 to 65536"), "{e}");
+        assert!(
+            e.to_string().contains("trace.max_annotations_per_tick = 70000: must be a whole number from 0 to 65536"),
+            "{e}"
+        );
     }
 }

@@ -3,10 +3,10 @@
 
 use super::keys::CALIBRATION_NAME;
 use super::local::local;
+use super::site::Site;
 use super::span::StageGuard;
 use super::tick_state::{Mode, TickState};
 use crate::clock;
-use super::site::Site;
 
 /// Time one full recorded span costs here (two clock reads, histogram, trace push), in ns.
 pub(crate) fn measure_span_cost() -> f64 {

@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 
 use super::counters::Counter;
 use super::local::local;
+use super::site::Site;
 use super::switches::ENABLED;
 use super::tick_state::{Shared, TickState};
-use super::site::Site;
 
 /// A handle on the current tick that work handed to other threads or tasks carries along, so
 /// their stages join the tick's trace (with the right parent) and feed its histograms.

@@ -9,9 +9,9 @@
 use std::cell::Cell;
 use std::ptr;
 
+use super::site::Site;
 use super::thread_data::{ThreadData, claim_thread_data, release_thread_data};
 use super::tick_state::{Mode, TickState};
-use super::site::Site;
 
 /// A thread's collector state.
 pub(crate) struct Local {

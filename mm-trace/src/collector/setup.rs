@@ -4,8 +4,7 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::switches::{
-    ANNOTATION_CAP, CAPTURE_SLOW, DEADLINE_NS, ENABLED, SAMPLE_RATE_BITS, SAMPLE_THRESHOLD, SLOW_QUANTILE_NS,
-    SPAN_CAP,
+    ANNOTATION_CAP, CAPTURE_SLOW, DEADLINE_NS, ENABLED, SAMPLE_RATE_BITS, SAMPLE_THRESHOLD, SLOW_QUANTILE_NS, SPAN_CAP,
 };
 use super::{labels, worker};
 use crate::config::{TraceConfig, ms_to_ns};

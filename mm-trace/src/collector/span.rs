@@ -7,11 +7,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
 use super::local::local;
+use super::site::Site;
 use super::switches::ENABLED;
 use super::tick_state::{Mode, SpanOpening};
 use super::trace_record::SpanRec;
 use crate::clock;
-use super::site::Site;
 
 /// Opens a span: what it records, decided here alone.
 ///

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use super::counters::Counter;
 use super::keys::TICK_TOTAL;
 use super::local::{Local, local};
+use super::site::Site;
 use super::span::{Phase, StageGuard};
 use super::switches::{CAPTURE_SLOW, DEADLINE_NS, ENABLED, NEXT_TICK, SAMPLE_THRESHOLD, SLOW_QUANTILE_NS};
 use super::thread_data::ThreadData;
@@ -16,7 +17,6 @@ use super::tick_state::{Mode, TickState};
 use super::trace_record::{RawTrace, SpanRec, trim};
 use super::{counters, lockfree, worker};
 use crate::clock;
-use super::site::Site;
 use crate::summary::KeepReason;
 
 fn begin_tick(l: &Local, site: &'static Site) -> Box<TickState> {

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use super::counters::{self, Counter};
 use super::lockfree::chunks::ChunkStack;
+use super::site::Site;
 use super::switches::{ANNOTATION_CAP, SPAN_CAP};
 use super::trace_record::SpanRec;
-use super::site::Site;
 
 /// How the tick a span opens in records it.
 #[repr(u8)]
