@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::profile::{InputError, Profile, Stage};
+use crate::profile::{InputError, Profile, StageProfile};
 use crate::prom;
 
 /// Rollback limits, in percent.
@@ -104,30 +104,26 @@ pub fn decide(baseline: Track, canary: Track, limits: &Limits, source: String) -
 
 /// Merges the runs of one track read from profiles; errors name the file.
 pub fn track_from_profiles(profiles: &[Profile]) -> Result<Track, InputError> {
-    let mut tick: Option<Stage> = None;
+    let mut tick: Option<StageProfile> = None;
     let (mut ticks, mut misses, mut fails) = (0u64, 0u64, 0u64);
     for p in profiles {
         let shown = p.path.display();
-        let t = p.stages.get("tick_total").filter(|s| s.count > 0).ok_or_else(|| {
+        let t = p.doc.stages.get("tick_total").filter(|s| s.count > 0).ok_or_else(|| {
             InputError::new(&shown, "no tick_total samples (no ticks recorded), cannot judge a canary")
         })?;
         match &mut tick {
             None => tick = Some(t.clone()),
             Some(acc) => acc.merge(t),
         }
-        ticks += p.ticks;
-        misses += p.deadline_misses;
-        fails += p.partial_fails;
+        ticks += p.doc.ticks;
+        misses += p.doc.deadline_misses;
+        fails += p.doc.partial_fails;
     }
     let tick = tick.ok_or_else(|| InputError::new("(no files)", "no profiles given"))?;
     let pct = |n: u64| {
         if ticks == 0 { 0.0 } else { n as f64 * 100.0 / ticks as f64 }
     };
-    Ok(Track {
-        p95_ms: tick.quantile_ms(0.95).unwrap_or(0.0),
-        deadline_miss_pct: pct(misses),
-        partial_fail_pct: pct(fails),
-    })
+    Ok(Track { p95_ms: tick.quantile_ms(0.95), deadline_miss_pct: pct(misses), partial_fail_pct: pct(fails) })
 }
 
 /// Reads one track from Prometheus.

@@ -23,7 +23,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::profile::{Profile, Stage};
+use crate::profile::{Profile, StageProfile};
 use crate::stats::{Rng, normal_quantile, sorted_quantile, t_quantile};
 
 /// A quantile a gate can compare.
@@ -157,7 +157,7 @@ pub struct Comparison {
 
 /// A run's quantile: its point estimate and a pool of bootstrap draws of it.
 struct Run {
-    /// Point estimate of the quantile (nearest rank, bucket midpoint), ms.
+    /// Point estimate of the quantile (the runtime's rule, [`StageProfile::quantile_ms`]), ms.
     point_ms: f64,
     /// log of draws of the quantile from the run's own sampling distribution.
     pool: Vec<f64>,
@@ -166,9 +166,9 @@ struct Run {
 impl Run {
     /// Prepares `draws` within-run draws: the k-th order statistic of n samples sits at a
     /// Beta(k, n+1-k) position of the CDF, mapped through the bucket CDF (linear in a bucket).
-    fn new(stage: &Stage, q: f64, draws: usize, rng: &mut Rng) -> Option<Run> {
-        let point_ms = stage.quantile_ms(q)?;
-        if point_ms <= 0.0 {
+    fn new(stage: &StageProfile, q: f64, draws: usize, rng: &mut Rng) -> Option<Run> {
+        let point_ms = stage.quantile_ms(q);
+        if stage.count == 0 || point_ms <= 0.0 {
             return None;
         }
         let mut cum = Vec::with_capacity(stage.buckets.len());
@@ -204,7 +204,7 @@ impl Run {
 /// Compares every stage of `baseline` against `current` for each metric. Stages are ordered
 /// by name, metrics as given.
 pub fn compare(baseline: &[Profile], current: &[Profile], metrics: &[Metric], settings: &Settings) -> Vec<Comparison> {
-    let names: BTreeSet<&String> = baseline.iter().chain(current).flat_map(|p| p.stages.keys()).collect();
+    let names: BTreeSet<&String> = baseline.iter().chain(current).flat_map(|p| p.doc.stages.keys()).collect();
     let mut out = Vec::new();
     for &metric in metrics {
         for name in &names {
@@ -214,22 +214,22 @@ pub fn compare(baseline: &[Profile], current: &[Profile], metrics: &[Metric], se
     out
 }
 
-fn stage_runs<'a>(profiles: &'a [Profile], name: &str) -> Vec<Option<&'a Stage>> {
-    profiles.iter().map(|p| p.stages.get(name).filter(|s| s.count > 0)).collect()
+fn stage_runs<'a>(profiles: &'a [Profile], name: &str) -> Vec<Option<&'a StageProfile>> {
+    profiles.iter().map(|p| p.doc.stages.get(name).filter(|s| s.count > 0)).collect()
 }
 
 /// Compares one stage; `None` entries are runs that do not have it. In paired mode entry i of
 /// each side belongs to pair i.
 pub fn compare_stage(
     name: &str,
-    baseline: &[Option<&Stage>],
-    current: &[Option<&Stage>],
+    baseline: &[Option<&StageProfile>],
+    current: &[Option<&StageProfile>],
     metric: Metric,
     settings: &Settings,
 ) -> Comparison {
     let q = metric.quantile();
     let mut rng = Rng::new(settings.seed ^ fnv(name) ^ (metric as u64).wrapping_mul(0x9E37_79B9));
-    let mut prep = |side: &[Option<&Stage>]| -> Vec<Option<Run>> {
+    let mut prep = |side: &[Option<&StageProfile>]| -> Vec<Option<Run>> {
         // Each run is drawn about 4 * iterations / runs times; a pool of that size (at least 64)
         // represents its sampling distribution without a Beta draw per use.
         let runs = side.iter().flatten().count().max(1);
@@ -391,7 +391,7 @@ mod tests {
     use crate::profile::Bucket;
 
     /// A stage whose samples are `values_ms`, bucketed at 1% width.
-    fn stage(values_ms: &[f64]) -> Stage {
+    fn stage(values_ms: &[f64]) -> StageProfile {
         let mut buckets: Vec<Bucket> = Vec::new();
         let mut sorted = values_ms.to_vec();
         sorted.sort_by(f64::total_cmp);
@@ -403,13 +403,13 @@ mod tests {
                 _ => buckets.push(Bucket { lower_ns: lower, upper_ns: lower + 10_000, count: 1 }),
             }
         }
-        Stage {
+        StageProfile {
             count: values_ms.len() as u64,
             sum_ms: values_ms.iter().sum(),
             p50_ms: 0.0,
             p95_ms: 0.0,
             p99_ms: 0.0,
-            max_ms: 0.0,
+            max_ms: values_ms.iter().copied().fold(0.0, f64::max),
             buckets,
         }
     }
@@ -429,10 +429,10 @@ mod tests {
 
     #[test]
     fn many_consistent_runs_detect_a_clear_rise() {
-        let base: Vec<Stage> = (0..5).map(|i| stage(&spread(10.0 + i as f64 * 0.05, 2000))).collect();
-        let cur: Vec<Stage> = (0..5).map(|i| stage(&spread(12.0 + i as f64 * 0.05, 2000))).collect();
-        let b: Vec<Option<&Stage>> = base.iter().map(Some).collect();
-        let c: Vec<Option<&Stage>> = cur.iter().map(Some).collect();
+        let base: Vec<StageProfile> = (0..5).map(|i| stage(&spread(10.0 + i as f64 * 0.05, 2000))).collect();
+        let cur: Vec<StageProfile> = (0..5).map(|i| stage(&spread(12.0 + i as f64 * 0.05, 2000))).collect();
+        let b: Vec<Option<&StageProfile>> = base.iter().map(Some).collect();
+        let c: Vec<Option<&StageProfile>> = cur.iter().map(Some).collect();
         let row = compare_stage("x", &b, &c, Metric::P95, &Settings::default());
         assert_eq!(row.verdict, Verdict::Regression, "{row:?}");
         let (lo, hi) = row.interval.unwrap();
@@ -464,10 +464,10 @@ mod tests {
     fn paired_runs_cancel_shared_noise() {
         // Machine factor per slot swings 0.7..1.4, the change is +10%, identical within a slot.
         let factors = [1.0, 0.7, 1.4, 0.9, 1.2, 0.8];
-        let base: Vec<Stage> = factors.iter().map(|f| stage(&spread(10.0 * f, 3000))).collect();
-        let cur: Vec<Stage> = factors.iter().map(|f| stage(&spread(11.0 * f, 3000))).collect();
-        let b: Vec<Option<&Stage>> = base.iter().map(Some).collect();
-        let c: Vec<Option<&Stage>> = cur.iter().map(Some).collect();
+        let base: Vec<StageProfile> = factors.iter().map(|f| stage(&spread(10.0 * f, 3000))).collect();
+        let cur: Vec<StageProfile> = factors.iter().map(|f| stage(&spread(11.0 * f, 3000))).collect();
+        let b: Vec<Option<&StageProfile>> = base.iter().map(Some).collect();
+        let c: Vec<Option<&StageProfile>> = cur.iter().map(Some).collect();
         let unpaired = compare_stage("x", &b, &c, Metric::P95, &Settings::default());
         assert_eq!(unpaired.verdict, Verdict::Inconclusive, "{unpaired:?}");
         let paired = compare_stage("x", &b, &c, Metric::P95, &Settings { paired: true, ..Settings::default() });

@@ -1,18 +1,20 @@
 //! Reading `perf_profile.json` (schema version 1, `docs/PROFILE_SCHEMA.md`) with a strict check.
 //!
-//! The document is parsed into a [`serde_json::Value`] first and then checked field by field, so
-//! every problem is reported as one line that names the file and the offending key.
+//! The document's types, the quantile rule and the merge of histograms are mm-trace's
+//! ([`mm_trace::profile`]), so perf-gate reads exactly what the runtime writes and recomputes
+//! quantiles exactly as the runtime computes them. The text is parsed into a
+//! [`serde_json::Value`] first and checked field by field, so every problem is reported as one
+//! line that names the file and the offending key; the checked value is then deserialized into
+//! [`mm_trace::profile::Profile`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// The `schema` value every profile carries.
-pub const SCHEMA: &str = "mm-trace/perf-profile";
-/// The only `schema_version` this reader understands.
-pub const SCHEMA_VERSION: u64 = 1;
+pub use mm_trace::profile::{Bucket, SCHEMA, SCHEMA_VERSION, StageProfile};
+
 /// Profiles larger than this are refused rather than read into memory.
 const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -44,94 +46,14 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// One non-empty histogram bucket: `count` samples with `lower_ns <= v < upper_ns`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bucket {
-    /// Inclusive lower bound, nanoseconds.
-    pub lower_ns: u64,
-    /// Exclusive upper bound, nanoseconds.
-    pub upper_ns: u64,
-    /// Samples in the bucket.
-    pub count: u64,
-}
-
-/// The timing statistics of one stage (or exchange request kind).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stage {
-    /// Samples recorded.
-    pub count: u64,
-    /// Sum of all samples, ms.
-    pub sum_ms: f64,
-    /// Median as written by the runtime, ms.
-    pub p50_ms: f64,
-    /// 95th percentile as written by the runtime, ms.
-    pub p95_ms: f64,
-    /// 99th percentile as written by the runtime, ms.
-    pub p99_ms: f64,
-    /// Exact maximum, ms.
-    pub max_ms: f64,
-    /// Non-empty buckets, ascending; their counts sum to `count`.
-    pub buckets: Vec<Bucket>,
-}
-
-impl Stage {
-    /// The `q` quantile (0 < q <= 1) by nearest rank, at the bucket midpoint, in ms: the rule the
-    /// runtime uses for `pXX_ms`. `None` when the stage has no samples.
-    pub fn quantile_ms(&self, q: f64) -> Option<f64> {
-        if self.count == 0 {
-            return None;
-        }
-        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
-        let mut seen = 0;
-        for b in &self.buckets {
-            seen += b.count;
-            if seen >= rank {
-                return Some((b.lower_ns as f64 + b.upper_ns as f64) / 2.0 / 1e6);
-            }
-        }
-        self.buckets.last().map(|b| (b.lower_ns as f64 + b.upper_ns as f64) / 2.0 / 1e6)
-    }
-
-    /// Merges another histogram of the same stage into this one (bounds are identical in every
-    /// process, so buckets with the same bounds add up).
-    pub fn merge(&mut self, other: &Stage) {
-        let mut map: BTreeMap<(u64, u64), u64> =
-            self.buckets.iter().map(|b| ((b.lower_ns, b.upper_ns), b.count)).collect();
-        for b in &other.buckets {
-            *map.entry((b.lower_ns, b.upper_ns)).or_default() += b.count;
-        }
-        self.buckets =
-            map.into_iter().map(|((lower_ns, upper_ns), count)| Bucket { lower_ns, upper_ns, count }).collect();
-        self.count += other.count;
-        self.sum_ms += other.sum_ms;
-        self.max_ms = self.max_ms.max(other.max_ms);
-        self.p50_ms = self.quantile_ms(0.50).unwrap_or(0.0);
-        self.p95_ms = self.quantile_ms(0.95).unwrap_or(0.0);
-        self.p99_ms = self.quantile_ms(0.99).unwrap_or(0.0);
-    }
-}
-
-/// A checked `perf_profile.json`.
+/// A checked `perf_profile.json` and where it was read from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     /// Where it was read from (as given on the command line).
     pub path: PathBuf,
-    /// Free-form labels, e.g. `track = canary`.
-    pub labels: BTreeMap<String, String>,
-    /// The tick deadline in force, ms.
-    pub deadline_ms: f64,
-    /// Ticks recorded.
-    pub ticks: u64,
-    /// Ticks whose `tick_total` exceeded the deadline.
-    pub deadline_misses: u64,
-    /// `deadline_misses` as a percentage of `ticks`.
-    pub deadline_miss_pct: f64,
-    /// Ticks with some failed symbols.
-    pub partial_fails: u64,
-    /// `partial_fails` as a percentage of `ticks`.
-    pub partial_fail_pct: f64,
-    /// Stages by name (`tick_total` included).
-    pub stages: BTreeMap<String, Stage>,
+    /// The document. Every stage's (and exchange entry's) buckets are the non-empty ones,
+    /// ascending and not overlapping, and their counts sum to the stage's `count`.
+    pub doc: mm_trace::profile::Profile,
 }
 
 /// Reads and checks a profile file. Every error names the file.
@@ -162,14 +84,22 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Profile, InputError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(InputError::new(&shown, "empty file, expected a perf_profile.json document"));
     }
-    let doc: Value =
+    let value: Value =
         serde_json::from_slice(bytes).map_err(|e| InputError::new(&shown, format!("not valid JSON: {e}")))?;
-    check(&doc, path).map_err(|message| InputError::new(&shown, message))
+    check(&value).map_err(|message| InputError::new(&shown, message))?;
+    // `check` accepts only what the schema's types describe, so this fails only if the two
+    // disagree; the message then still names the file and serde's account of the field.
+    let mut doc = mm_trace::profile::Profile::deserialize(&value)
+        .map_err(|e| InputError::new(&shown, format!("does not match the profile schema: {e}")))?;
+    for stage in doc.stages.values_mut().chain(doc.exchange.values_mut().map(|e| &mut e.stats)) {
+        stage.buckets.retain(|b| b.count > 0);
+    }
+    Ok(Profile { path: path.to_path_buf(), doc })
 }
 
 type Checked<T> = Result<T, String>;
 
-fn check(doc: &Value, path: &Path) -> Checked<Profile> {
+fn check(doc: &Value) -> Checked<()> {
     let top = doc.as_object().ok_or_else(|| format!("expected a JSON object, found {}", kind(doc)))?;
     match top.get("schema") {
         Some(Value::String(s)) if s == SCHEMA => {}
@@ -195,65 +125,74 @@ fn check(doc: &Value, path: &Path) -> Checked<Profile> {
     let ticks = uint(top, "ticks", "")?;
     let deadline_misses = uint(top, "deadline_misses", "")?;
     let partial_fails = uint(top, "partial_fails", "")?;
-    let deadline_ms = num(top, "deadline_ms", "")?;
-    let deadline_miss_pct = pct(top, "deadline_miss_pct")?;
-    let partial_fail_pct = pct(top, "partial_fail_pct")?;
+    num(top, "deadline_ms", "")?;
+    pct(top, "deadline_miss_pct")?;
+    pct(top, "partial_fail_pct")?;
     if deadline_misses > ticks {
         return Err(format!("deadline_misses = {deadline_misses} is more than ticks = {ticks}"));
     }
     if partial_fails > ticks {
         return Err(format!("partial_fails = {partial_fails} is more than ticks = {ticks}"));
     }
-    let labels = match top.get("labels") {
-        None | Some(Value::Null) => BTreeMap::new(),
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                other => Err(format!("labels.{k} must be a string, found {}", kind(other))),
-            })
-            .collect::<Checked<_>>()?,
+    match top.get("labels") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                if !v.is_string() {
+                    return Err(format!("labels.{k} must be a string, found {}", kind(v)));
+                }
+            }
+        }
         Some(v) => return Err(format!("labels must be an object, found {}", kind(v))),
-    };
+    }
+    // Keys perf-gate does not use may be missing (older or hand-written profiles), or null
+    // where the schema makes them optional; present, they must have the schema's type.
+    if let Some(v) = top.get("generator").filter(|v| !v.is_null() && !v.is_string()) {
+        return Err(format!("generator must be a string, found {}", kind(v)));
+    }
+    if top.get("created_unix_ms").is_some_and(|v| !v.is_null()) {
+        uint(top, "created_unix_ms", "")?;
+    }
+    if top.get("sample_rate").is_some_and(|v| !v.is_null()) {
+        num(top, "sample_rate", "")?;
+    }
+    if let Some(g) = top.get("guard_trips") {
+        let m = g.as_object().ok_or_else(|| format!("guard_trips must be an object, found {}", kind(g)))?;
+        for reason in m.keys() {
+            uint(m, reason, "guard_trips")?;
+        }
+    }
     let stages_v = top.get("stages").ok_or("missing key \"stages\"")?;
-    let stages_m = stages_v.as_object().ok_or_else(|| format!("stages must be an object, found {}", kind(stages_v)))?;
-    let mut stages = BTreeMap::new();
-    for (name, v) in stages_m {
-        stages.insert(name.clone(), stage(v, &format!("stages.{name}"))?);
+    let stages = stages_v.as_object().ok_or_else(|| format!("stages must be an object, found {}", kind(stages_v)))?;
+    for (name, v) in stages {
+        stage(v, &format!("stages.{name}"))?;
     }
     if let Some(ex) = top.get("exchange") {
         let m = ex.as_object().ok_or_else(|| format!("exchange must be an object, found {}", kind(ex)))?;
         for (name, v) in m {
-            stage(v, &format!("exchange.{name}"))?;
+            let at = format!("exchange.{name}");
+            stage(v, &at)?;
+            for key in ["verb", "api"] {
+                if let Some(x) = v.get(key).filter(|x| !x.is_string()) {
+                    return Err(format!("{at}.{key} must be a string, found {}", kind(x)));
+                }
+            }
         }
     }
     if ticks > 0 && !stages.contains_key("tick_total") {
         return Err(format!("ticks = {ticks} but stages has no \"tick_total\""));
     }
-    Ok(Profile {
-        path: path.to_path_buf(),
-        labels,
-        deadline_ms,
-        ticks,
-        deadline_misses,
-        deadline_miss_pct,
-        partial_fails,
-        partial_fail_pct,
-        stages,
-    })
+    Ok(())
 }
 
-fn stage(v: &Value, at: &str) -> Checked<Stage> {
+fn stage(v: &Value, at: &str) -> Checked<()> {
     let m = v.as_object().ok_or_else(|| format!("{at} must be an object, found {}", kind(v)))?;
     let count = uint(m, "count", at)?;
-    let sum_ms = num(m, "sum_ms", at)?;
-    let p50_ms = num(m, "p50_ms", at)?;
-    let p95_ms = num(m, "p95_ms", at)?;
-    let p99_ms = num(m, "p99_ms", at)?;
-    let max_ms = num(m, "max_ms", at)?;
+    for key in ["sum_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"] {
+        num(m, key, at)?;
+    }
     let bv = m.get("buckets").ok_or_else(|| format!("{at}: missing key \"buckets\""))?;
     let arr = bv.as_array().ok_or_else(|| format!("{at}.buckets must be an array, found {}", kind(bv)))?;
-    let mut buckets = Vec::with_capacity(arr.len());
     let mut total: u64 = 0;
     let mut prev_upper = 0u64;
     for (i, b) in arr.iter().enumerate() {
@@ -278,14 +217,11 @@ fn stage(v: &Value, at: &str) -> Checked<Stage> {
         }
         prev_upper = upper_ns;
         total = total.checked_add(c).ok_or_else(|| format!("{here}: counts overflow"))?;
-        if c > 0 {
-            buckets.push(Bucket { lower_ns, upper_ns, count: c });
-        }
     }
     if total != count {
         return Err(format!("{at}: bucket counts sum to {total} but count is {count}"));
     }
-    Ok(Stage { count, sum_ms, p50_ms, p95_ms, p99_ms, max_ms, buckets })
+    Ok(())
 }
 
 fn field<'a>(m: &'a Map<String, Value>, key: &str, at: &str) -> Checked<&'a Value> {
@@ -356,7 +292,7 @@ mod tests {
         )
     }
 
-    const TICK: &str = r#"{"tick_total":{"count":3,"sum_ms":3.0,"p50_ms":1.0,"p95_ms":1.0,"p99_ms":1.0,"max_ms":1.0,
+    const TICK: &str = r#"{"tick_total":{"count":3,"sum_ms":3.0,"p50_ms":1.0,"p95_ms":1.0,"p99_ms":1.0,"max_ms":1.02,
         "buckets":[[1000000,1015625,2],[1015625,1031250,1]]}}"#;
 
     fn err(text: &str) -> String {
@@ -366,10 +302,11 @@ mod tests {
     #[test]
     fn valid_profile_parses() {
         let p = parse(doc(TICK).as_bytes(), Path::new("p.json")).unwrap();
-        let t = &p.stages["tick_total"];
+        let t = &p.doc.stages["tick_total"];
         assert_eq!(t.count, 3);
         assert_eq!(t.buckets.len(), 2);
-        assert!((t.quantile_ms(0.5).unwrap() - 1.0078125).abs() < 1e-9);
+        assert_eq!(t.quantile_ms(0.5), 1.0078125);
+        assert_eq!(t.quantile_ms(1.0), 1.02, "the top bucket's midpoint is above max_ms");
     }
 
     #[test]
@@ -405,10 +342,44 @@ mod tests {
     }
 
     #[test]
+    fn optional_keys_may_be_missing_or_null_but_not_of_another_type() {
+        let p = parse(doc(TICK).as_bytes(), Path::new("p.json")).unwrap();
+        assert_eq!((p.doc.generator, p.doc.sample_rate), (None, None));
+        let with = |extra: &str| doc(TICK).replacen('{', &format!("{{{extra},"), 1);
+        let ok =
+            with(r#""generator":null,"created_unix_ms":null,"sample_rate":null,"labels":null,"guard_trips":{"a":1}"#);
+        assert_eq!(parse(ok.as_bytes(), Path::new("p.json")).unwrap().doc.guard_trips["a"], 1);
+        let cases = [
+            (r#""generator":5"#, "p.json: generator must be a string, found a number"),
+            (r#""created_unix_ms":-1"#, "p.json: created_unix_ms = -1 is negative"),
+            (r#""sample_rate":"x""#, "p.json: sample_rate must be a number, found \"x\""),
+            (r#""guard_trips":[]"#, "p.json: guard_trips must be an object, found an array"),
+            (r#""guard_trips":{"vol":1.5}"#, "p.json: guard_trips.vol must be a non-negative integer, found 1.5"),
+            (r#""exchange":{"GET q":{"verb":1}}"#, "p.json: exchange.GET q: missing key \"count\""),
+        ];
+        for (extra, want) in cases {
+            assert_eq!(err(&with(extra)), want);
+        }
+        let entry = TICK.trim_start_matches(r#"{"tick_total":"#).trim_end_matches('}').to_owned() + "}";
+        let bad_verb = with(&format!(r#""exchange":{{"GET q":{}}}"#, entry.replacen('{', r#"{"verb":1,"#, 1)));
+        assert_eq!(err(&bad_verb), "p.json: exchange.GET q.verb must be a string, found a number");
+        let good = with(&format!(r#""exchange":{{"GET q":{}}}"#, entry.replacen('{', r#"{"verb":"GET","#, 1)));
+        let p = parse(good.as_bytes(), Path::new("p.json")).unwrap();
+        assert_eq!((p.doc.exchange["GET q"].verb.as_str(), p.doc.exchange["GET q"].stats.count), ("GET", 3));
+    }
+
+    #[test]
+    fn empty_buckets_are_dropped() {
+        let text = doc(&TICK.replace("[1015625,1031250,1]", "[1015625,1031250,1],[1031250,1046875,0]"));
+        let p = parse(text.as_bytes(), Path::new("p.json")).unwrap();
+        assert_eq!(p.doc.stages["tick_total"].buckets.len(), 2);
+    }
+
+    #[test]
     fn merge_adds_buckets() {
         let p = parse(doc(TICK).as_bytes(), Path::new("p.json")).unwrap();
-        let mut t = p.stages["tick_total"].clone();
-        t.merge(&p.stages["tick_total"]);
+        let mut t = p.doc.stages["tick_total"].clone();
+        t.merge(&p.doc.stages["tick_total"]);
         assert_eq!(t.count, 6);
         assert_eq!(t.buckets.iter().map(|b| b.count).collect::<Vec<_>>(), [4, 2]);
     }

@@ -19,7 +19,7 @@
 mod common;
 
 use perf_gate::compare::{Metric, Settings, Verdict, compare_stage};
-use perf_gate::profile::Stage;
+use perf_gate::profile::StageProfile;
 use perf_gate::stats::Rng;
 
 const TRIALS: usize = 200;
@@ -51,8 +51,8 @@ fn trial(sc: Scenario, ratio: f64, seed: u64) -> Verdict {
         base.push(common::lognormal_stage(&mut rng, sc.ticks, MEDIAN_MS, SIGMA, fb * jb));
         cur.push(common::lognormal_stage(&mut rng, sc.ticks, MEDIAN_MS, SIGMA, fc * jc * ratio));
     }
-    let b: Vec<Option<&Stage>> = base.iter().map(Some).collect();
-    let c: Vec<Option<&Stage>> = cur.iter().map(Some).collect();
+    let b: Vec<Option<&StageProfile>> = base.iter().map(Some).collect();
+    let c: Vec<Option<&StageProfile>> = cur.iter().map(Some).collect();
     let settings = Settings { paired: sc.paired, seed: seed ^ 0xabcdef, ..Settings::default() };
     compare_stage("tick_total", &b, &c, Metric::P95, &settings).verdict
 }

@@ -168,7 +168,7 @@ fn canary_from_profiles() {
     let base = common::lognormal_stage(&mut rng, 1000, 20.0, 0.2, 1.0);
     let slow = common::lognormal_stage(&mut rng, 1000, 20.0, 0.2, 1.3);
     let same = common::lognormal_stage(&mut rng, 1000, 20.0, 0.2, 1.0);
-    let write = |name: &str, s: &perf_gate::profile::Stage, misses, fails| {
+    let write = |name: &str, s: &perf_gate::profile::StageProfile, misses, fails| {
         let p = d.join(name);
         std::fs::write(&p, common::profile_json(&[("tick_total", s)], 1000, misses, fails)).unwrap();
         p.display().to_string()
