@@ -105,19 +105,19 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<Profile>, InputError> {
     paths.iter().map(|p| profile::load(p)).collect()
 }
 
-/// Writes `text` to `path` via a temporary file, so a failure leaves no half report.
+/// Writes `text` to `path` with mm-trace's writer: parent directories created, the file replaced
+/// atomically through a temporary file unique to the call, so neither a failure nor a concurrent
+/// writer of the same path leaves half a report.
 fn write_report(path: &Path, text: &str) -> Result<(), InputError> {
-    let shown = path.display();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| InputError::new(&shown, format!("cannot create directory: {e}")))?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text).map_err(|e| InputError::new(&shown, format!("cannot write report: {e}")))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        InputError::new(&shown, format!("cannot write report: {e}"))
+    mm_trace::fs::write_file(path, text).map_err(|e| {
+        let message = match e {
+            mm_trace::Error::Io { path: at, source } if at != path => {
+                format!("cannot create directory {}: {source}", at.display())
+            }
+            mm_trace::Error::Io { source, .. } => format!("cannot write report: {source}"),
+            other => format!("cannot write report: {other}"),
+        };
+        InputError::new(path.display(), message)
     })
 }
 

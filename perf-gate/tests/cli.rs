@@ -318,3 +318,61 @@ fn fuzz_profiles_and_arguments_never_panic() {
         assert!(code <= 2, "{argv:?}");
     }
 }
+
+/// Two writers of one report path in one process (e.g. the demo bot running perf-gate
+/// in-process from two threads): each report is replaced whole, never torn, and no write fails.
+/// With a temporary name made of the pid alone the writers share one temporary file: one
+/// rename moves the other's half-written file, or finds it gone.
+#[test]
+fn concurrent_reports_to_one_path_are_whole_and_never_fail() {
+    let d = dir("race");
+    let mut rng = Rng::new(17);
+    let base = common::lognormal_stage(&mut rng, 1000, 20.0, 0.2, 1.0);
+    let slow = common::lognormal_stage(&mut rng, 1000, 20.0, 0.2, 1.3);
+    let write = |name: &str, s: &perf_gate::profile::StageProfile| {
+        let p = d.join(name);
+        std::fs::write(&p, common::profile_json(&[("tick_total", s)], 1000, 0, 0)).unwrap();
+        p.display().to_string()
+    };
+    let (b, c) = (write("b.json", &base), write("slow.json", &slow));
+    let report = d.join("out/canary.md");
+    let r = report.to_str().unwrap();
+    let argv = [
+        ["canary", "--baseline", &b, "--canary", &c, "--report", r],
+        ["canary", "--baseline", &c, "--canary", &b, "--report", r],
+    ];
+    let whole: Vec<String> = argv
+        .iter()
+        .map(|args| {
+            run(args);
+            std::fs::read_to_string(&report).unwrap()
+        })
+        .collect();
+    assert_ne!(whole[0], whole[1]);
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = argv
+            .iter()
+            .map(|args| {
+                s.spawn(|| {
+                    let mut failures = Vec::new();
+                    for _ in 0..300 {
+                        let (code, out, err) = run(args);
+                        if code == 2 {
+                            failures.push(format!("exit 2: {out}{err}"));
+                        }
+                        match std::fs::read_to_string(&report) {
+                            Ok(text) if whole.contains(&text) => {}
+                            Ok(text) => failures.push(format!("torn report of {} bytes", text.len())),
+                            Err(e) => failures.push(format!("cannot read the report: {e}")),
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    assert!(failures.is_empty(), "{} failures, first: {:?}", failures.len(), failures.first());
+    let left: Vec<_> = std::fs::read_dir(report.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["canary.md"], "no temporary file left");
+}
