@@ -5,7 +5,8 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
-use crate::{Summary, TickTrace, TraceConfig};
+use crate::config::TraceConfig;
+use crate::summary::{Summary, TickTrace};
 
 static CONFIG: Mutex<Option<TraceConfig>> = Mutex::new(None);
 

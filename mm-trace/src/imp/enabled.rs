@@ -3,7 +3,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::collector::{events, labels, merged, setup, worker};
-use crate::{Summary, TickTrace, TraceConfig};
+use crate::config::TraceConfig;
+use crate::summary::{Summary, TickTrace};
 
 pub use crate::collector::context::{ContextGuard, TickContext, WithContext};
 
