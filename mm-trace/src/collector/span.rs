@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use super::local::local;
 use super::site::Site;
 use super::switches::ENABLED;
-use super::tick_state::{Mode, SpanOpening};
+use super::tick_state::{Mode, SpanIds, SpanOpening};
 use super::trace_record::SpanRec;
 use crate::clock;
 
@@ -57,11 +57,12 @@ fn close(site: &'static Site, span: SpanOpening, start: u64, end: u64, cancelled
     if let Some(t) = l.current()
         && t.tick_id == span.tick_id
     {
-        if t.parent.get() == span.id {
-            t.parent.set(span.parent);
+        let (id, parent) = (span.ids.id(), span.ids.parent());
+        if t.parent.get() == id {
+            t.parent.set(parent);
         }
         let thread = th.ordinal.load(Relaxed);
-        t.push(SpanRec::new(key, cancelled, span.id, span.parent, thread, start, end));
+        t.push(SpanRec::new(key, cancelled, id, parent, thread, start, end));
     }
 }
 
@@ -101,12 +102,11 @@ impl StageGuard {
 
 /// Closes a guard's span. Out of line, so that the drop glue stays small enough to be inlined at
 /// every call site (a guard that records nothing then costs one compare, a recording one one
-/// call), and taking the fields by value (in registers: the ids packed in one word), so that the
-/// guard never has to be written to memory: a guard that records nothing stays a few registers.
+/// call), and taking the fields by value (in registers), so that the guard never has to be
+/// written to memory: a guard that records nothing stays a few registers.
 #[inline(never)]
-fn close_guard(site: &'static Site, tick_id: u64, start: u64, ids: u64, mode: Mode, end: u64) {
-    let span = SpanOpening { mode, tick_id, id: ids as u32, parent: (ids >> 32) as u32 };
-    close(site, span, start, end, false);
+fn close_guard(site: &'static Site, tick_id: u64, start: u64, ids: SpanIds, mode: Mode, end: u64) {
+    close(site, SpanOpening { mode, tick_id, ids }, start, end, false);
 }
 
 impl Drop for StageGuard {
@@ -114,8 +114,7 @@ impl Drop for StageGuard {
     fn drop(&mut self) {
         let span = self.span;
         if span.mode != Mode::Off {
-            let ids = u64::from(span.id) | (u64::from(span.parent) << 32);
-            close_guard(self.site, span.tick_id, self.start, ids, span.mode, clock::now());
+            close_guard(self.site, span.tick_id, self.start, span.ids, span.mode, clock::now());
         }
     }
 }
@@ -170,9 +169,9 @@ impl<F: Future> Future for Instrumented<F> {
                 // children only while it is being polled, so give the parent back for now.
                 if let Some(t) = local().current()
                     && t.tick_id == span.tick_id
-                    && t.parent.get() == span.id
+                    && t.parent.get() == span.ids.id()
                 {
-                    t.parent.set(span.parent);
+                    t.parent.set(span.ids.parent());
                 }
                 this.start = clock::now();
             }
@@ -183,7 +182,7 @@ impl<F: Future> Future for Instrumented<F> {
         }
         let span = this.span;
         let restore = match local().current() {
-            Some(t) if t.tick_id == span.tick_id && span.tick_id != 0 => Some(t.parent.replace(span.id)),
+            Some(t) if t.tick_id == span.tick_id && span.tick_id != 0 => Some(t.parent.replace(span.ids.id())),
             _ => None,
         };
         // SAFETY: see above.

@@ -207,7 +207,7 @@ fn handle(trace: &RawTrace) {
     if let Some((path, raw)) = golden {
         let json = crate::export::json::golden_trace_json(&to_trace(&raw));
         // Temporary file in the same directory, then rename: readers never see half a file.
-        match crate::write_file(&path, &json) {
+        match crate::fs::write_file(&path, &json) {
             Ok(()) => lock().files_written.push(path),
             Err(e) => {
                 counters::add(Counter::ExportErrors, 1);
