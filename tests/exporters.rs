@@ -12,7 +12,8 @@ use std::sync::{Barrier, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mm_trace::__private::{Site, StageGuard, TickGuard};
-use mm_trace::{PROMETHEUS_BOUNDS_MS, PrometheusUnits, Summary, TickContext, TraceConfig, test_clock};
+use mm_trace::histogram::PROMETHEUS_BOUNDS_MS;
+use mm_trace::{PrometheusUnits, Summary, TickContext, TraceConfig, test_clock};
 use serde_json::Value;
 use support::{Exposition, TempDir, parse_le, promtool_check, require_tool};
 

@@ -205,7 +205,7 @@ fn handle(trace: &RawTrace) {
     st.ring.push_back(kept);
     drop(st);
     if let Some((path, raw)) = golden {
-        let json = crate::export::json::golden_trace_json(&to_trace(&raw));
+        let json = crate::export::json::render(&to_trace(&raw));
         // Temporary file in the same directory, then rename: readers never see half a file.
         match crate::fs::write_file(&path, &json) {
             Ok(()) => lock().files_written.push(path),

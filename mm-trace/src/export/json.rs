@@ -6,33 +6,8 @@ use serde_json::{Map, Value, json};
 
 use crate::summary::{TickTrace, TraceSpan};
 
-/// Renders a golden trace (the format of `golden_trace_<tick>.json` and `slow_trace_<tick>.json`).
-///
-/// Deterministic by construction: keys sorted, integer nanoseconds relative to the tick's start
-/// (no wall-clock time), children ordered by start time (ties by end, name, kind), threads
-/// renumbered in order of their first span (the thread that ended the tick is 0) and unnamed
-/// threads named after that number. With the test clock ([`crate::test_clock`]) the same
-/// program gives the same bytes on every run. Top level: `schema` (`"mm-trace/golden-trace"`),
-/// `schema_version`, the tick's fields and `spans`, a tree of `{name, kind, start_ns, end_ns,
-/// duration_ns, thread, children}`.
-///
-/// ```
-/// use mm_trace::{KeepReason, TickTrace, TraceSpan};
-/// let trace = TickTrace {
-///     tick_id: 7, name: "tick".into(), reason: KeepReason::Sampled, start_ns: 123_456,
-///     duration_ns: 5_000, deadline_missed: false, partial_fail: false,
-///     annotations: vec![("symbols".into(), "2".into())],
-///     spans: vec![TraceSpan { id: 1, parent: None, name: "fetch_md".into(), kind: "stage",
-///                             start_ns: 1_000, end_ns: 3_000, thread: 4, cancelled: false }],
-///     spans_dropped: 0, threads: vec![(4, "bot".into())], thread: 4,
-/// };
-/// let json = mm_trace::golden_trace_json(&trace);
-/// let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-/// assert_eq!(v["spans"][0]["duration_ns"], 2_000);
-/// assert_eq!(v["threads"][0]["name"], "bot");
-/// assert!(!json.contains("123456"), "no absolute times");
-/// ```
-pub fn golden_trace_json(trace: &TickTrace) -> String {
+/// Renders the golden trace of `trace` (see `crate::golden_trace_json_from`).
+pub(crate) fn render(trace: &TickTrace) -> String {
     let mut by_parent: HashMap<Option<u32>, Vec<&TraceSpan>> = HashMap::new();
     for s in &trace.spans {
         by_parent.entry(s.parent).or_default().push(s);
@@ -152,7 +127,7 @@ mod tests {
             span(10, None, "early", 10, 40, 12),
             span(30, Some(10), "inner_b", 30, 35, 40),
         ]);
-        let (ja, jb) = (golden_trace_json(&a), golden_trace_json(&b));
+        let (ja, jb) = (render(&a), render(&b));
         assert_eq!(ja, jb);
         let v: Value = serde_json::from_str(&ja).unwrap();
         assert_eq!(v["spans"][0]["name"], "early");

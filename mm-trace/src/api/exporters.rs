@@ -1,0 +1,282 @@
+//! Export: every exporter in the same three forms — `…_text`/`…_json` of what was collected,
+//! `…_from` of given data (a [`Summary`] or [`TickTrace`]s), and `write_…(path)` — plus the
+//! `/metrics` endpoint.
+
+use std::path::Path;
+
+use crate::error::Error;
+use crate::export;
+use crate::fs::write_file;
+use crate::imp;
+use crate::summary::{Summary, TickTrace};
+
+#[cfg(feature = "http")]
+pub use export::http::{MetricsServer, MetricsServerOptions};
+pub use export::prometheus::PrometheusUnits;
+
+/// The Prometheus text exposition (format 0.0.4) of everything collected: the metrics of the
+/// table in `docs/PERFORMANCE_DASHBOARD.md`, in the units chosen by `TraceConfig::prometheus_base_units`.
+///
+/// Reads the same merged data as [`summary`](crate::summary()): it never stops or waits for recording threads.
+///
+/// ```
+/// mm_trace::init(mm_trace::TraceConfig { export_golden: false, ..Default::default() }).unwrap();
+/// mm_trace::guard_trip("vol_soft");
+/// let text = mm_trace::prometheus_text();
+/// assert!(text.contains("# TYPE mm_stage_duration_ms histogram"));
+/// assert!(text.contains("# TYPE mm_ticks_total counter"));
+/// # #[cfg(feature = "enabled")]
+/// assert!(text.contains("mm_guard_trips_total{reason=\"vol_soft\"} 1"));
+/// ```
+pub fn prometheus_text() -> String {
+    let units =
+        if imp::config().prometheus_base_units { PrometheusUnits::Seconds } else { PrometheusUnits::Milliseconds };
+    prometheus_text_units(units)
+}
+
+/// [`prometheus_text`] in the given units, whatever the configuration says.
+///
+/// ```
+/// use mm_trace::PrometheusUnits;
+/// let text = mm_trace::prometheus_text_units(PrometheusUnits::Seconds);
+/// assert!(text.contains("mm_trace_overhead_ratio "));
+/// assert!(!text.contains("_ms"));
+/// ```
+pub fn prometheus_text_units(units: PrometheusUnits) -> String {
+    prometheus_text_from(&imp::summary(), units)
+}
+
+/// Renders the Prometheus exposition of a given [`Summary`] (for tests or synthetic data).
+///
+/// ```
+/// use mm_trace::{PrometheusUnits, Summary};
+/// let s = Summary { ticks: 3, guard_trips: vec![("say \"hi\"".into(), 2)], ..Summary::default() };
+/// let text = mm_trace::prometheus_text_from(&s, PrometheusUnits::Milliseconds);
+/// assert!(text.contains("\nmm_ticks_total 3\n"));
+/// assert!(text.contains(r#"mm_guard_trips_total{reason="say \"hi\""} 2"#));
+/// ```
+pub fn prometheus_text_from(summary: &Summary, units: PrometheusUnits) -> String {
+    export::prometheus::render(summary, units)
+}
+
+/// Writes [`prometheus_text`] to a file (e.g. for node_exporter's textfile collector).
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("mm-trace-doc-{}.prom", std::process::id()));
+/// mm_trace::write_prometheus_text(&path).unwrap();
+/// assert!(std::fs::read_to_string(&path).unwrap().contains("mm_ticks_total"));
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn write_prometheus_text(path: impl AsRef<Path>) -> Result<(), Error> {
+    write_file(path.as_ref(), &prometheus_text())
+}
+
+/// Serves [`prometheus_text`] at `GET /metrics` (and `HEAD`) from a thread of its own, with std
+/// networking only. Binds exactly `addr`; give a loopback address unless the port must be
+/// reachable from other hosts. Dropping the returned handle stops the server.
+///
+/// Other paths get `404`, other methods `405` (with `Allow`), malformed requests `400`; a client
+/// that is too slow gets `408` and is closed, and past 16 concurrent connections new ones get
+/// `503` (see [`serve_metrics_with`] to change these limits). Every response closes the
+/// connection. Recording threads are never touched.
+///
+/// ```
+/// # fn main() -> Result<(), mm_trace::Error> {
+/// use std::io::{Read, Write};
+/// let server = mm_trace::serve_metrics("127.0.0.1:0")?; // e.g. "127.0.0.1:9898"
+/// let mut conn = std::net::TcpStream::connect(server.local_addr()).unwrap();
+/// conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+/// let mut response = String::new();
+/// conn.read_to_string(&mut response).unwrap();
+/// assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
+/// assert!(response.contains("mm_ticks_total"));
+/// drop(server);
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub fn serve_metrics<A: std::net::ToSocketAddrs + std::fmt::Display>(addr: A) -> Result<MetricsServer, Error> {
+    serve_metrics_with(addr, MetricsServerOptions::default())
+}
+
+/// [`serve_metrics`] with explicit limits.
+///
+/// ```
+/// # fn main() -> Result<(), mm_trace::Error> {
+/// use std::time::Duration;
+/// let opts = mm_trace::MetricsServerOptions { read_timeout: Duration::from_secs(3), ..Default::default() };
+/// let _server = mm_trace::serve_metrics_with("127.0.0.1:0", opts)?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub fn serve_metrics_with<A: std::net::ToSocketAddrs + std::fmt::Display>(
+    addr: A,
+    options: MetricsServerOptions,
+) -> Result<MetricsServer, Error> {
+    export::http::serve(addr, options, prometheus_text)
+}
+
+/// Sets a label written into every later profile's `labels` (e.g. `track = canary`); setting a
+/// key again replaces its value. Labels are kept across [`reset`](crate::reset()).
+///
+/// ```
+/// mm_trace::set_profile_label("track", "canary");
+/// let profile: serde_json::Value = serde_json::from_str(&mm_trace::profile_json()).unwrap();
+/// assert_eq!(profile["labels"]["track"], "canary");
+/// # mm_trace::clear_profile_labels();
+/// ```
+pub fn set_profile_label(key: &str, value: impl std::fmt::Display) {
+    export::profile::set_label(key, &value.to_string())
+}
+
+/// Removes every label set with [`set_profile_label`].
+///
+/// ```
+/// mm_trace::set_profile_label("track", "baseline");
+/// mm_trace::clear_profile_labels();
+/// assert!(mm_trace::profile_json().contains("\"labels\": {}"));
+/// ```
+pub fn clear_profile_labels() {
+    export::profile::clear_labels()
+}
+
+/// The `perf_profile.json` document (schema in `docs/PROFILE_SCHEMA.md`) of everything collected.
+///
+/// ```
+/// let profile: serde_json::Value = serde_json::from_str(&mm_trace::profile_json()).unwrap();
+/// assert_eq!(profile["schema"], "mm-trace/perf-profile");
+/// assert_eq!(profile["schema_version"], 1);
+/// ```
+pub fn profile_json() -> String {
+    profile_json_from(&imp::summary())
+}
+
+/// The profile document of a given [`Summary`], with the current labels and time.
+///
+/// ```
+/// let s = mm_trace::Summary { ticks: 4, deadline_misses: 1, deadline_miss_pct: 25.0, ..Default::default() };
+/// let profile: serde_json::Value = serde_json::from_str(&mm_trace::profile_json_from(&s)).unwrap();
+/// assert_eq!(profile["deadline_miss_pct"], 25.0);
+/// ```
+pub fn profile_json_from(summary: &Summary) -> String {
+    export::profile::render(summary, &export::profile::labels(), export::profile::now_unix_ms())
+}
+
+/// Writes `perf_profile.json` (see `docs/PROFILE_SCHEMA.md`), perf-gate's input. Parent
+/// directories are created; the file is replaced atomically.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("mm-trace-doc-{}/perf_profile.json", std::process::id()));
+/// mm_trace::write_profile(&path).unwrap();
+/// assert!(std::fs::read_to_string(&path).unwrap().contains("\"schema_version\": 1"));
+/// # std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+/// ```
+pub fn write_profile(path: impl AsRef<Path>) -> Result<(), Error> {
+    write_file(path.as_ref(), &profile_json())
+}
+
+/// Chrome trace-event JSON of the recent kept ticks ([`recent_traces`](crate::recent_traces())), to open in Perfetto
+/// (ui.perfetto.dev, "Open trace file") or chrome://tracing.
+///
+/// One complete (`"ph":"X"`) event per tick and per span, `ts`/`dur` in microseconds,
+/// `tid` the thread ordinal, and `"ph":"M"` events naming the process and threads.
+///
+/// ```
+/// let doc: serde_json::Value = serde_json::from_str(&mm_trace::chrome_trace_json()).unwrap();
+/// assert!(doc["traceEvents"].is_array());
+/// assert_eq!(doc["displayTimeUnit"], "ms");
+/// ```
+pub fn chrome_trace_json() -> String {
+    chrome_trace_json_from(&imp::recent_traces())
+}
+
+/// The Chrome trace-event JSON of given traces.
+///
+/// ```
+/// let doc: serde_json::Value = serde_json::from_str(&mm_trace::chrome_trace_json_from(&[])).unwrap();
+/// assert_eq!(doc["traceEvents"][0]["name"], "process_name");
+/// ```
+pub fn chrome_trace_json_from(traces: &[TickTrace]) -> String {
+    export::chrome::render(traces, std::process::id())
+}
+
+/// Writes [`chrome_trace_json`] to `path`.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("mm-trace-doc-{}.trace.json", std::process::id()));
+/// mm_trace::write_chrome_trace(&path).unwrap();
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn write_chrome_trace(path: impl AsRef<Path>) -> Result<(), Error> {
+    write_file(path.as_ref(), &chrome_trace_json())
+}
+
+/// The golden trace JSON (see [`golden_trace_json_from`]) of the most recent kept tick, if any
+/// tick was kept (sampled or slow) since start or the last [`reset`](crate::reset())(crate::reset()).
+///
+/// ```
+/// mm_trace::init(mm_trace::TraceConfig { sample_rate: 1.0, export_golden: false, ..Default::default() }).unwrap();
+/// #[mm_trace::traced_tick]
+/// fn tick() {}
+/// tick();
+/// # #[cfg(feature = "enabled")] {
+/// let json = mm_trace::golden_trace_json().unwrap();
+/// assert!(json.contains("\"schema\": \"mm-trace/golden-trace\""));
+/// # }
+/// ```
+pub fn golden_trace_json() -> Option<String> {
+    imp::recent_traces().last().map(golden_trace_json_from)
+}
+
+/// Writes [`golden_trace_json`] to `path`; an error if no tick has been kept yet.
+///
+/// ```
+/// mm_trace::init(mm_trace::TraceConfig { sample_rate: 1.0, export_golden: false, ..Default::default() }).unwrap();
+/// #[mm_trace::traced_tick]
+/// fn tick() {}
+/// tick();
+/// let path = std::env::temp_dir().join(format!("mm-trace-doc-{}.golden.json", std::process::id()));
+/// # #[cfg(feature = "enabled")] {
+/// mm_trace::write_golden_trace(&path).unwrap();
+/// # std::fs::remove_file(&path).unwrap();
+/// # }
+/// ```
+pub fn write_golden_trace(path: impl AsRef<Path>) -> Result<(), Error> {
+    let Some(json) = golden_trace_json() else {
+        return Err(Error::InvalidArgument(
+            "write_golden_trace: no tick has been kept yet (none sampled or slow since start or reset)".into(),
+        ));
+    };
+    write_file(path.as_ref(), &json)
+}
+
+/// Renders a golden trace (the format of `golden_trace_<tick>.json` and `slow_trace_<tick>.json`).
+///
+/// Deterministic by construction: keys sorted, integer nanoseconds relative to the tick's start
+/// (no wall-clock time), children ordered by start time (ties by end, name, kind), threads
+/// renumbered in order of their first span (the thread that ended the tick is 0) and unnamed
+/// threads named after that number. With the test clock ([`crate::test_clock`]) the same
+/// program gives the same bytes on every run. Top level: `schema` (`"mm-trace/golden-trace"`),
+/// `schema_version`, the tick's fields and `spans`, a tree of `{name, kind, start_ns, end_ns,
+/// duration_ns, thread, children}`.
+///
+/// ```
+/// use mm_trace::{KeepReason, TickTrace, TraceSpan};
+/// let trace = TickTrace {
+///     tick_id: 7, name: "tick".into(), reason: KeepReason::Sampled, start_ns: 123_456,
+///     duration_ns: 5_000, deadline_missed: false, partial_fail: false,
+///     annotations: vec![("symbols".into(), "2".into())],
+///     spans: vec![TraceSpan { id: 1, parent: None, name: "fetch_md".into(), kind: "stage",
+///                             start_ns: 1_000, end_ns: 3_000, thread: 4, cancelled: false }],
+///     spans_dropped: 0, threads: vec![(4, "bot".into())], thread: 4,
+/// };
+/// let json = mm_trace::golden_trace_json_from(&trace);
+/// let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+/// assert_eq!(v["spans"][0]["duration_ns"], 2_000);
+/// assert_eq!(v["threads"][0]["name"], "bot");
+/// assert!(!json.contains("123456"), "no absolute times");
+/// ```
+pub fn golden_trace_json_from(trace: &TickTrace) -> String {
+    export::json::render(trace)
+}
