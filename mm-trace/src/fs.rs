@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::Error;
+use crate::error::Error;
 
 /// Writes `contents` to `path`, creating missing parent directories, and replaces the file
 /// atomically: the text goes to a temporary file in the same directory, which is then renamed

@@ -101,9 +101,9 @@ pub mod test_clock {
     /// mm_trace::test_clock::set_time_scale(1.0).unwrap();
     /// assert!(mm_trace::test_clock::set_time_scale(0.0).is_err());
     /// ```
-    pub fn set_time_scale(scale: f64) -> Result<(), crate::Error> {
+    pub fn set_time_scale(scale: f64) -> Result<(), crate::error::Error> {
         if !(scale.is_finite() && scale > 0.0) {
-            return Err(crate::Error::InvalidArgument(format!(
+            return Err(crate::error::Error::InvalidArgument(format!(
                 "time scale must be a finite number > 0 (1.0 = real time), got {scale}"
             )));
         }
