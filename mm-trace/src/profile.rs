@@ -27,6 +27,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::histogram::HistogramSnapshot;
 pub use crate::histogram::quantile_ns;
+use crate::summary::StageStats;
 
 /// The `schema` value of every profile.
 pub const SCHEMA: &str = "mm-trace/perf-profile";
@@ -108,14 +109,20 @@ impl StageProfile {
     /// assert_eq!(stage.buckets.iter().map(|b| b.count).sum::<u64>(), 100);
     /// ```
     pub fn from_histogram(h: &HistogramSnapshot) -> Self {
+        Self::from_stats(&StageStats::from_histogram("", h.clone()))
+    }
+
+    /// The profile entry of a stage's statistics (the statistics are derived once, by
+    /// [`StageStats::from_histogram`]).
+    pub fn from_stats(s: &StageStats) -> Self {
         StageProfile {
-            count: h.count(),
-            sum_ms: h.sum_ns() as f64 / 1e6,
-            p50_ms: h.quantile_ms(0.50),
-            p95_ms: h.quantile_ms(0.95),
-            p99_ms: h.quantile_ms(0.99),
-            max_ms: h.max_ns() as f64 / 1e6,
-            buckets: h.buckets().map(Bucket::from).collect(),
+            count: s.count,
+            sum_ms: s.sum_ms,
+            p50_ms: s.p50_ms,
+            p95_ms: s.p95_ms,
+            p99_ms: s.p99_ms,
+            max_ms: s.max_ms,
+            buckets: s.histogram.buckets().map(Bucket::from).collect(),
         }
     }
 

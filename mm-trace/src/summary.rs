@@ -98,7 +98,22 @@ pub struct StageStats {
 }
 
 impl StageStats {
-    pub(crate) fn from_histogram(name: String, histogram: HistogramSnapshot, cancelled: u64) -> Self {
+    /// The statistics of `histogram` under `name` (quantiles by [`crate::histogram::quantile_ns`]),
+    /// e.g. to build a [`Summary`] for an exporter's `…_from` form.
+    ///
+    /// ```
+    /// let mut h = mm_trace::HistogramSnapshot::new();
+    /// for ms in 1..=100 { h.record_ns(ms * 1_000_000); }
+    /// let s = mm_trace::StageStats::from_histogram("fetch_md", h);
+    /// assert_eq!((s.count, s.max_ms, s.sum_ms), (100, 100.0, 5050.0));
+    /// assert_eq!(s.p95_ms, s.histogram.quantile_ms(0.95));
+    /// ```
+    pub fn from_histogram(name: impl Into<String>, histogram: HistogramSnapshot) -> Self {
+        Self::with_cancelled(name.into(), histogram, 0)
+    }
+
+    /// [`StageStats::from_histogram`] with a count of cancelled async stages.
+    pub(crate) fn with_cancelled(name: String, histogram: HistogramSnapshot, cancelled: u64) -> Self {
         Self {
             name,
             count: histogram.count(),

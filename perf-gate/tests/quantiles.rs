@@ -19,17 +19,7 @@ fn histogram(values_ns: &[u64]) -> HistogramSnapshot {
 
 /// Writes a profile of `h` as `tick_total` with mm-trace's writer and reads it with perf-gate.
 fn write_and_read(h: &HistogramSnapshot) -> perf_gate::profile::Profile {
-    let tick_total = StageStats {
-        name: "tick_total".into(),
-        count: h.count(),
-        sum_ms: h.sum_ns() as f64 / 1e6,
-        p50_ms: h.quantile_ms(0.50),
-        p95_ms: h.quantile_ms(0.95),
-        p99_ms: h.quantile_ms(0.99),
-        max_ms: h.max_ns() as f64 / 1e6,
-        histogram: h.clone(),
-        ..StageStats::default()
-    };
+    let tick_total = StageStats::from_histogram("tick_total", h.clone());
     let summary = Summary { ticks: h.count(), deadline_ms: 200.0, stages: vec![tick_total], ..Summary::default() };
     let text = mm_trace::profile_json_from(&summary);
     profile::parse(text.as_bytes(), Path::new("written.json")).unwrap()

@@ -77,11 +77,11 @@ fn build_summary(raw: Raw) -> Summary {
         }
         let info = infos[k];
         match info.kind {
-            KeyKind::Stage => stages.push(StageStats::from_histogram(info.name.to_owned(), h, cancelled)),
+            KeyKind::Stage => stages.push(StageStats::with_cancelled(info.name.to_owned(), h, cancelled)),
             KeyKind::Exchange => exchange.push(ExchangeStats {
                 verb: info.verb.to_owned(),
                 api: info.name.to_owned(),
-                stats: StageStats::from_histogram(info.span_name(), h, cancelled),
+                stats: StageStats::with_cancelled(info.span_name(), h, cancelled),
             }),
         }
     }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::profile::{Bucket, ExchangeProfile, Profile, SCHEMA, SCHEMA_VERSION, StageProfile};
-use crate::summary::{StageStats, Summary};
+use crate::profile::{ExchangeProfile, Profile, SCHEMA, SCHEMA_VERSION, StageProfile};
+use crate::summary::Summary;
 
 static LABELS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
 
@@ -50,28 +50,20 @@ fn document(summary: &Summary, labels: &BTreeMap<String, String>, created_unix_m
         partial_fails: summary.partial_fails,
         partial_fail_pct: pct(summary.partial_fails, summary.ticks),
         sample_rate: Some(summary.sample_rate),
-        stages: summary.stages.iter().map(|s| (s.name.clone(), stage(s))).collect(),
+        stages: summary.stages.iter().map(|s| (s.name.clone(), StageProfile::from_stats(s))).collect(),
         exchange: summary
             .exchange
             .iter()
             .map(|e| {
-                let entry = ExchangeProfile { verb: e.verb.clone(), api: e.api.clone(), stats: stage(&e.stats) };
+                let entry = ExchangeProfile {
+                    verb: e.verb.clone(),
+                    api: e.api.clone(),
+                    stats: StageProfile::from_stats(&e.stats),
+                };
                 (format!("{} {}", e.verb, e.api), entry)
             })
             .collect(),
         guard_trips: summary.guard_trips.iter().cloned().collect(),
-    }
-}
-
-fn stage(s: &StageStats) -> StageProfile {
-    StageProfile {
-        count: s.count,
-        sum_ms: s.sum_ms,
-        p50_ms: s.p50_ms,
-        p95_ms: s.p95_ms,
-        p99_ms: s.p99_ms,
-        max_ms: s.max_ms,
-        buckets: s.histogram.buckets().map(Bucket::from).collect(),
     }
 }
 
@@ -83,7 +75,7 @@ fn pct(n: u64, of: u64) -> f64 {
 mod tests {
     use super::*;
     use crate::histogram::HistogramSnapshot;
-    use crate::summary::ExchangeStats;
+    use crate::summary::{ExchangeStats, StageStats};
 
     fn histogram(values_ns: &[u64]) -> HistogramSnapshot {
         let mut h = HistogramSnapshot::new();
@@ -107,14 +99,14 @@ mod tests {
             deadline_ms: 200.0,
             sample_rate: 0.25,
             stages: vec![
-                StageStats::from_histogram("fetch_md".into(), fetch, 0),
-                StageStats::from_histogram("tick_total".into(), tick, 0),
-                StageStats::from_histogram("empty".into(), HistogramSnapshot::new(), 3),
+                StageStats::from_histogram("fetch_md", fetch),
+                StageStats::from_histogram("tick_total", tick),
+                StageStats::with_cancelled("empty".into(), HistogramSnapshot::new(), 3),
             ],
             exchange: vec![ExchangeStats {
                 verb: "POST".into(),
                 api: "order".into(),
-                stats: StageStats::from_histogram("POST order".into(), order, 0),
+                stats: StageStats::from_histogram("POST order", order),
             }],
             guard_trips: vec![("vol_soft".into(), 4), ("say \"hi\"".into(), 1)],
             ..Summary::default()
