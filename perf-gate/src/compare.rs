@@ -410,6 +410,7 @@ mod tests {
             p95_ms: 0.0,
             p99_ms: 0.0,
             max_ms: values_ms.iter().copied().fold(0.0, f64::max),
+            errors: 0,
             buckets,
         }
     }
