@@ -23,13 +23,17 @@ pub struct TraceConfig {
     pub sample_rate: f64,
     /// A tick whose `tick_total` is above this counts as a deadline miss (ms, > 0).
     pub deadline_ms: f64,
-    /// Write a golden trace every `golden_trace_interval` sampled ticks.
+    /// Write a golden trace (`golden_trace_<tick>-<run>.json`) every `golden_trace_interval`
+    /// sampled ticks. Slow-tick files do not depend on it (see `capture_slow_ticks`).
     pub export_golden: bool,
     /// See `export_golden` (>= 1).
     pub golden_trace_interval: u64,
-    /// Directory of golden and slow-tick trace files.
+    /// Directory of golden and slow-tick trace files; `<run>` in their names is the writing
+    /// process's run id (8 hex digits), so runs sharing the directory keep each other's files.
     pub golden_dir: PathBuf,
-    /// Keep the full trace of a tick that missed its deadline even when it was not sampled.
+    /// Keep the full trace of a tick that missed its deadline even when it was not sampled, and
+    /// write it to `slow_trace_<tick>-<run>.json` whatever `export_golden` says (bounded by
+    /// `slow_ticks_per_sec`).
     pub capture_slow_ticks: bool,
     /// Also keep ticks slower than this quantile of recent ticks (e.g. 0.99); `None`: deadline only.
     pub slow_tick_quantile: Option<f64>,
