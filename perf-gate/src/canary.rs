@@ -107,6 +107,7 @@ pub fn track_from_profiles(profiles: &[Profile]) -> Result<Track, InputError> {
     let mut tick: Option<StageProfile> = None;
     let (mut ticks, mut misses, mut fails) = (0u64, 0u64, 0u64);
     for p in profiles {
+        crate::profile::require_ticks(p)?;
         let shown = p.path.display();
         let t = p.doc.stages.get("tick_total").filter(|s| s.count > 0).ok_or_else(|| {
             InputError::new(&shown, "no tick_total samples (no ticks recorded), cannot judge a canary")

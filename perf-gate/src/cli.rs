@@ -13,7 +13,8 @@ use crate::compare::Metric;
 /// regresses only when the whole confidence interval of current/baseline lies above
 /// 1 + threshold; when the runs are too noisy to tell, the verdict is "inconclusive" (exit 0,
 /// shown in the report). Several runs per side are needed to catch small regressions on noisy
-/// machines: see docs/PERF_GATE.md.
+/// machines: see docs/PERF_GATE.md. A stage the baseline has and the current runs lack fails
+/// the gate (unless --allow-removed-stages); a profile with no ticks is an error.
 ///
 /// Exit status: 0 pass, 1 regression (canary: rollback), 2 error.
 #[derive(Debug, Parser)]
@@ -87,6 +88,11 @@ pub struct CompareArgs {
     /// compare them as pairs, which cancels machine noise shared by the pair.
     #[arg(long)]
     pub paired: bool,
+
+    /// Accept stages that the baseline measured and the current runs did not record (removed
+    /// on purpose): shown as "removed" instead of failing the gate as "missing in current".
+    #[arg(long)]
+    pub allow_removed_stages: bool,
 
     /// Bootstrap iterations.
     #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(200..=1_000_000))]

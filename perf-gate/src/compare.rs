@@ -19,6 +19,11 @@
 //! The verdict compares the whole interval with `1 ± threshold` (as cargo-criterion's
 //! `compare_to_threshold`): above → regression, below → improvement, inside → ok, and an
 //! interval that reaches above `1 + threshold` without lying wholly above it → inconclusive.
+//!
+//! A stage the baseline runs measured but no current run recorded is *missing in current* and
+//! fails the gate like a regression (a stage that silently stopped being measured is never a
+//! pass), unless [`Settings::allow_removed_stages`] says the removal is intended; a stage only
+//! the current runs have is *new*, shown for information.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -76,6 +81,9 @@ pub struct Settings {
     pub seed: u64,
     /// Baseline run i and current run i ran back to back on the same machine.
     pub paired: bool,
+    /// A stage in the baseline with no samples in any current run is [`Verdict::Removed`]
+    /// (informational) instead of [`Verdict::Missing`] (fails the gate).
+    pub allow_removed_stages: bool,
 }
 
 impl Default for Settings {
@@ -88,6 +96,7 @@ impl Default for Settings {
             iterations: 2000,
             seed: 0x6d6d_2d74_7261_6365,
             paired: false,
+            allow_removed_stages: false,
         }
     }
 }
@@ -97,6 +106,9 @@ impl Default for Settings {
 pub enum Verdict {
     /// The whole interval lies above `1 + threshold`.
     Regression,
+    /// Samples in the baseline runs, none in any current run (absent, or present with a count
+    /// of 0), and [`Settings::allow_removed_stages`] not set: fails the gate.
+    Missing,
     /// The interval reaches above `1 + threshold` but does not lie wholly above it.
     Inconclusive,
     /// The whole interval lies below `1 - threshold`.
@@ -105,14 +117,22 @@ pub enum Verdict {
     Ok,
     /// Only in the current runs.
     New,
-    /// Only in the baseline runs.
+    /// Only in the baseline runs, and [`Settings::allow_removed_stages`] set.
     Removed,
+}
+
+impl Verdict {
+    /// Whether this verdict fails the gate (exit 1): a regression or a stage missing in current.
+    pub fn fails(self) -> bool {
+        matches!(self, Verdict::Regression | Verdict::Missing)
+    }
 }
 
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Verdict::Regression => "regression",
+            Verdict::Missing => "missing in current",
             Verdict::Inconclusive => "inconclusive",
             Verdict::Improvement => "improvement",
             Verdict::Ok => "ok",
@@ -258,7 +278,7 @@ pub fn compare_stage(
             return row;
         }
         (false, true) => {
-            row.verdict = Verdict::Removed;
+            row.verdict = if settings.allow_removed_stages { Verdict::Removed } else { Verdict::Missing };
             return row;
         }
         (false, false) => {}
@@ -476,12 +496,15 @@ mod tests {
     }
 
     #[test]
-    fn stages_on_one_side_are_new_or_removed() {
+    fn stages_on_one_side_are_new_missing_or_removed() {
         let s = stage(&spread(10.0, 100));
         assert_eq!(compare_stage("x", &[None], &[Some(&s)], Metric::P50, &Settings::default()).verdict, Verdict::New);
-        assert_eq!(
-            compare_stage("x", &[Some(&s)], &[None], Metric::P50, &Settings::default()).verdict,
-            Verdict::Removed
-        );
+        let missing = compare_stage("x", &[Some(&s)], &[None], Metric::P50, &Settings::default());
+        assert_eq!(missing.verdict, Verdict::Missing);
+        assert!(missing.verdict.fails() && Verdict::Regression.fails() && !Verdict::New.fails());
+        let allow = Settings { allow_removed_stages: true, ..Settings::default() };
+        let removed = compare_stage("x", &[Some(&s)], &[None], Metric::P50, &allow);
+        assert_eq!(removed.verdict, Verdict::Removed);
+        assert!(!removed.verdict.fails());
     }
 }

@@ -124,6 +124,10 @@ fn write_report(path: &Path, text: &str) -> Result<(), InputError> {
 fn run_compare(args: &CompareArgs, stdout: &mut dyn Write) -> Result<u8, InputError> {
     let baseline = load_all(&args.baseline)?;
     let current = load_all(&args.current)?;
+    // A profile without ticks would make every stage "removed" or "new": never a pass.
+    for p in baseline.iter().chain(&current) {
+        profile::require_ticks(p)?;
+    }
     if args.paired && baseline.len() != current.len() {
         return Err(InputError::new(
             "--paired",
@@ -142,6 +146,7 @@ fn run_compare(args: &CompareArgs, stdout: &mut dyn Write) -> Result<u8, InputEr
         iterations: args.bootstrap as usize,
         seed: args.seed,
         paired: args.paired,
+        allow_removed_stages: args.allow_removed_stages,
     };
     let rows = compare::compare(&baseline, &current, &metrics, &settings);
     let names = |ps: &[PathBuf]| ps.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
@@ -153,17 +158,30 @@ fn run_compare(args: &CompareArgs, stdout: &mut dyn Write) -> Result<u8, InputEr
     let _ = writeln!(stdout, "{}", report::summary_line(&rows, &settings).replace("**", ""));
     for r in &rows {
         let (Some(ratio), Some((lo, hi))) = (r.ratio, r.interval) else {
-            let _ = writeln!(stdout, "  {:<12} {} {}", r.verdict.to_string(), r.metric, r.stage);
+            let (verdict, metric, stage) = (r.verdict.to_string(), r.metric, &r.stage);
+            let shown = |v: Option<f64>| v.map_or("—".to_owned(), report::duration);
+            let detail = match r.verdict {
+                Verdict::Missing => format!(
+                    "{} in baseline, no samples in current (fails the gate; --allow-removed-stages if removed on purpose)",
+                    shown(r.baseline_ms)
+                ),
+                Verdict::Removed => {
+                    format!("{} in baseline, no samples in current (allowed)", shown(r.baseline_ms))
+                }
+                Verdict::New => format!("{} in current, not in baseline", shown(r.current_ms)),
+                _ => "no samples in baseline or current".to_owned(),
+            };
+            let _ = writeln!(stdout, "  {verdict:<12} {metric} {stage}: {detail}");
             continue;
         };
         let _ = writeln!(
             stdout,
-            "  {:<12} {} {}: {:.3} -> {:.3} ms ({:+.1}%, {:.0}% CI {:+.1}%..{:+.1}%)",
+            "  {:<12} {} {}: {} -> {} ({:+.1}%, {:.0}% CI {:+.1}%..{:+.1}%)",
             r.verdict.to_string(),
             r.metric,
             r.stage,
-            r.baseline_ms.unwrap_or(0.0),
-            r.current_ms.unwrap_or(0.0),
+            report::duration(r.baseline_ms.unwrap_or(0.0)),
+            report::duration(r.current_ms.unwrap_or(0.0)),
             (ratio - 1.0) * 100.0,
             settings.confidence * 100.0,
             (lo - 1.0) * 100.0,
@@ -173,7 +191,7 @@ fn run_compare(args: &CompareArgs, stdout: &mut dyn Write) -> Result<u8, InputEr
     if let Some(path) = &args.report {
         let _ = writeln!(stdout, "report: {}", path.display());
     }
-    Ok(if rows.iter().any(|r| r.verdict == Verdict::Regression) { EXIT_REGRESSION } else { EXIT_PASS })
+    Ok(if rows.iter().any(|r| r.verdict.fails()) { EXIT_REGRESSION } else { EXIT_PASS })
 }
 
 fn run_canary(args: &CanaryArgs, stdout: &mut dyn Write) -> Result<u8, InputError> {

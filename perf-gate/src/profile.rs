@@ -70,6 +70,29 @@ pub fn load(path: &Path) -> Result<Profile, InputError> {
     parse(&bytes, path)
 }
 
+/// Refuses a profile that recorded no ticks: nothing in it can be compared, and comparing it
+/// would turn every stage into "removed" or "new" instead of a verdict. The error names the
+/// file and the likely cause.
+pub fn require_ticks(p: &Profile) -> Result<(), InputError> {
+    if p.doc.ticks > 0 {
+        return Ok(());
+    }
+    let samples: u64 = p.doc.stages.values().map(|s| s.count).fold(0, u64::saturating_add);
+    let message = if samples == 0 {
+        "has no ticks (ticks = 0, no stage samples): nothing was recorded; most likely the \
+         instrumentation was compiled out (mm-trace built with default-features = false, or \
+         trace.enabled: false) or the benchmark did not run"
+            .to_owned()
+    } else {
+        format!(
+            "has no ticks (ticks = 0, though its stages have {samples} samples): no #[traced_tick] \
+             function completed, so the benchmark did not run its tick loop (the instrumentation \
+             was not compiled out: stages were recorded)"
+        )
+    };
+    Err(InputError::new(p.path.display(), message))
+}
+
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "file not found".to_owned(),
@@ -366,6 +389,21 @@ mod tests {
         let good = with(&format!(r#""exchange":{{"GET q":{}}}"#, entry.replacen('{', r#"{"verb":"GET","#, 1)));
         let p = parse(good.as_bytes(), Path::new("p.json")).unwrap();
         assert_eq!((p.doc.exchange["GET q"].verb.as_str(), p.doc.exchange["GET q"].stats.count), ("GET", 3));
+    }
+
+    #[test]
+    fn a_profile_without_ticks_is_refused_with_its_likely_cause() {
+        let p = parse(doc(TICK).as_bytes(), Path::new("p.json")).unwrap();
+        assert_eq!(require_ticks(&p), Ok(()));
+        let none = doc("{}").replace("\"ticks\":3", "\"ticks\":0");
+        let e = require_ticks(&parse(none.as_bytes(), Path::new("p.json")).unwrap()).unwrap_err().to_string();
+        assert!(e.starts_with("p.json: has no ticks (ticks = 0, no stage samples)"), "{e}");
+        assert!(e.contains("compiled out (mm-trace built with default-features = false"), "{e}");
+        assert!(e.contains("the benchmark did not run") && !e.contains('\n'), "{e}");
+        let stages_only = doc(TICK).replace("\"ticks\":3", "\"ticks\":0");
+        let e = require_ticks(&parse(stages_only.as_bytes(), Path::new("p.json")).unwrap()).unwrap_err().to_string();
+        assert!(e.starts_with("p.json: has no ticks (ticks = 0, though its stages have 3 samples)"), "{e}");
+        assert!(e.contains("did not run its tick loop"), "{e}");
     }
 
     #[test]

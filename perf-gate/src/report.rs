@@ -26,24 +26,55 @@ fn interval(ci: (f64, f64)) -> String {
     format!("{}..{}", pct(ci.0), pct(ci.1))
 }
 
-fn ms(v: Option<f64>) -> String {
-    match v {
-        None => "—".to_owned(),
-        Some(v) if v >= 100.0 => format!("{v:.1} ms"),
-        Some(v) if v >= 1.0 => format!("{v:.2} ms"),
-        Some(v) if v >= 0.001 => format!("{:.1} µs", v * 1e3),
-        Some(v) => format!("{:.0} ns", v * 1e6),
+/// A duration given in milliseconds, in the unit that suits its size (ns, µs, ms or s) with 3
+/// significant digits: `250 ns`, `12.3 µs`, `20.0 ms`, `1.50 s`. The one format of durations
+/// on stdout and in the report.
+pub fn duration(ms: f64) -> String {
+    if !ms.is_finite() || ms < 0.0 {
+        return format!("{ms} ms");
     }
+    if ms == 0.0 {
+        return "0 ns".to_owned();
+    }
+    const UNITS: [(f64, &str); 4] = [(1.0, "ns"), (1e3, "µs"), (1e6, "ms"), (1e9, "s")];
+    let ns = ms * 1e6;
+    // The first unit in which the value, rounded to 3 digits, stays below 1000 (999.7 ns is
+    // 1.00 µs, not 1000 ns); seconds take any size.
+    let (value, decimals, unit) = UNITS
+        .iter()
+        .map(|&(scale, unit)| {
+            let (value, decimals) = three_digits(ns / scale);
+            (value, decimals, unit)
+        })
+        .find(|&(value, _, unit)| value < 1000.0 || unit == "s")
+        .unwrap_or((ns / 1e9, 0, "s"));
+    format!("{value:.decimals$} {unit}")
+}
+
+/// `x > 0` rounded to 3 significant digits, and the decimals that show exactly those.
+fn three_digits(x: f64) -> (f64, usize) {
+    let mut exponent = x.log10().floor() as i32;
+    let scale = 10f64.powi(2 - exponent);
+    let rounded = (x * scale).round() / scale;
+    if rounded >= 10f64.powi(exponent + 1) {
+        exponent += 1; // 9.996 rounds to 10.0: one decimal fewer
+    }
+    (rounded, (2 - exponent).max(0) as usize)
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("—".to_owned(), duration)
 }
 
 fn badge(v: Verdict) -> &'static str {
     match v {
         Verdict::Regression => "🔴 regression",
+        Verdict::Missing => "⛔ missing in current",
         Verdict::Inconclusive => "🟡 inconclusive",
         Verdict::Improvement => "🟢 improvement",
         Verdict::Ok => "✅ ok",
         Verdict::New => "🆕 new",
-        Verdict::Removed => "➖ removed",
+        Verdict::Removed => "➖ removed (allowed)",
     }
 }
 
@@ -84,12 +115,45 @@ pub fn summary_line(rows: &[Comparison], settings: &Settings) -> String {
         let more = rs.len().saturating_sub(5);
         if more > 0 { format!("{}, and {more} more", shown.join(", ")) } else { shown.join(", ") }
     };
+    // Stages on one side only are listed once, whatever the number of metrics.
+    let stages = |v: Verdict| {
+        let mut names: Vec<&str> = of(v).iter().map(|r| r.stage.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let n = names.len();
+        let shown: Vec<String> = names.iter().take(5).map(|s| s.to_string()).collect();
+        let more = n.saturating_sub(5);
+        let text = if more > 0 { format!("{}, and {more} more", shown.join(", ")) } else { shown.join(", ") };
+        (n, text)
+    };
+    let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
     let (reg, inc, imp) = (of(Verdict::Regression), of(Verdict::Inconclusive), of(Verdict::Improvement));
-    let mut s = if reg.is_empty() {
+    let (missing, missing_names) = stages(Verdict::Missing);
+    let mut fails = Vec::new();
+    if !reg.is_empty() {
+        fails.push(format!("{} regression{} ({})", reg.len(), plural(reg.len(), "", "s"), list(&reg)));
+    }
+    if missing > 0 {
+        fails.push(format!(
+            "{missing} stage{} missing in current ({missing_names}: samples in the baseline, none in current; \
+             pass --allow-removed-stages if {} removed on purpose)",
+            plural(missing, "", "s"),
+            plural(missing, "it was", "they were"),
+        ));
+    }
+    let mut s = if fails.is_empty() {
         format!("**PASS** — no stage rose more than {:.1}% with {conf}% confidence", settings.threshold * 100.0)
     } else {
-        format!("**FAIL** — {} regression{} ({})", reg.len(), if reg.len() == 1 { "" } else { "s" }, list(&reg))
+        format!("**FAIL** — {}", fails.join("; "))
     };
+    let (removed, removed_names) = stages(Verdict::Removed);
+    if removed > 0 {
+        let _ = write!(
+            s,
+            "; {removed} stage{} removed ({removed_names}; allowed by --allow-removed-stages)",
+            plural(removed, "", "s")
+        );
+    }
     if !inc.is_empty() {
         let _ = write!(s, "; {} inconclusive ({})", inc.len(), list(&inc));
     }
@@ -156,6 +220,9 @@ pub fn markdown(rows: &[Comparison], ctx: &Context<'_>) -> String {
            cannot be ruled out but is not shown either (more runs per side narrow the interval).\n\
          - *noise*: run-to-run spread of the quantile (one standard deviation) measured from the runs \
            ({min}+ runs per side), or the assumed `--noise-pct` when a side has fewer runs.\n\
+         - **missing in current**: the baseline runs measured the stage, no current run recorded a \
+           sample of it; this fails the gate unless `--allow-removed-stages` is given (then: *removed*). \
+           *new*: only the current runs have it (for information).\n\
          - The bar shows the change: one block per 2%.{extra}\n\n\
          Baseline files: {b}\n\nCurrent files: {c}\n\n</details>",
         thr = s.threshold * 100.0,
@@ -183,6 +250,65 @@ mod tests {
         assert_eq!(bar(1.05), "▲██▌");
         assert_eq!(bar(0.96), "▼██");
         assert_eq!(bar(2.0), format!("▲{}…", "█".repeat(20)));
+    }
+
+    #[test]
+    fn durations_have_a_unit_per_value_and_3_significant_digits() {
+        let cases = [
+            (0.0, "0 ns"),
+            (0.5e-6, "0.500 ns"),
+            (7e-6, "7.00 ns"),
+            (250e-6, "250 ns"),
+            (999.4e-6, "999 ns"),
+            (999.7e-6, "1.00 µs"),
+            (0.012345, "12.3 µs"),
+            (0.1, "100 µs"),
+            (0.9996, "1.00 ms"),
+            (9.996, "10.0 ms"),
+            (20.0, "20.0 ms"),
+            (123.45, "123 ms"),
+            (1500.0, "1.50 s"),
+            (12_345_678.0, "12300 s"),
+        ];
+        for (ms, want) in cases {
+            assert_eq!(duration(ms), want, "{ms} ms");
+        }
+        assert_eq!(ms(None), "—");
+        assert_eq!(ms(Some(0.25)), "250 µs");
+    }
+
+    fn one_sided(stage: &str, metric: Metric, verdict: Verdict) -> Comparison {
+        Comparison {
+            stage: stage.into(),
+            metric,
+            baseline_ms: Some(2.0),
+            current_ms: None,
+            ratio: None,
+            interval: None,
+            runs: (1, 0),
+            noise: None,
+            verdict,
+        }
+    }
+
+    #[test]
+    fn summary_fails_on_a_missing_stage_and_names_it_once() {
+        let rows = [
+            one_sided("risk", Metric::P50, Verdict::Missing),
+            one_sided("risk", Metric::P95, Verdict::Missing),
+            one_sided("fresh", Metric::P95, Verdict::New),
+        ];
+        assert_eq!(
+            summary_line(&rows, &Settings::default()),
+            "**FAIL** — 1 stage missing in current (risk: samples in the baseline, none in current; \
+             pass --allow-removed-stages if it was removed on purpose)"
+        );
+        let rows = [one_sided("a", Metric::P95, Verdict::Removed), one_sided("b", Metric::P95, Verdict::Removed)];
+        assert_eq!(
+            summary_line(&rows, &Settings::default()),
+            "**PASS** — no stage rose more than 3.0% with 99% confidence; 2 stages removed (a, b; allowed by \
+             --allow-removed-stages)"
+        );
     }
 
     #[test]

@@ -75,7 +75,7 @@ fn regression_fails_with_a_report_and_identical_runs_pass() {
 }
 
 #[test]
-fn new_and_removed_stages_are_reported_not_errors() {
+fn new_stages_are_informational_and_removed_ones_pass_only_when_allowed() {
     let d = dir("new");
     let mut rng = Rng::new(5);
     let tick = common::lognormal_stage(&mut rng, 500, 20.0, 0.3, 1.0);
@@ -84,10 +84,140 @@ fn new_and_removed_stages_are_reported_not_errors() {
     std::fs::write(&a, common::profile_json(&[("tick_total", &tick), ("old", &tick)], 500, 0, 0)).unwrap();
     std::fs::write(&b, common::profile_json(&[("tick_total", &tick), ("fresh", &tick)], 500, 0, 0)).unwrap();
     let report = d.join("r.md");
-    let (code, out, err) = run(&["-b", a.to_str().unwrap(), "-c", b.to_str().unwrap(), "-r", report.to_str().unwrap()]);
+    let (a, b, r) = (a.to_str().unwrap(), b.to_str().unwrap(), report.to_str().unwrap());
+    let (code, out, err) = run(&["-b", a, "-c", b, "-r", r, "--allow-removed-stages"]);
     assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("PASS — "), "{out}");
+    assert!(out.contains("\n  removed      p95 old: "), "{out}");
+    assert!(out.contains("\n  new          p95 fresh: "), "{out}");
     let md = std::fs::read_to_string(&report).unwrap();
-    assert!(md.contains("🆕 new") && md.contains("➖ removed"), "{md}");
+    assert!(md.contains("🆕 new") && md.contains("➖ removed (allowed)"), "{md}");
+    // A stage that only the current runs have stays informational without the option too.
+    let (code, out, err) = run(&["-b", a, "-c", a, "-r", r]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&["-b", b, "-c", b]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// A stage the baseline measured that the current runs never recorded (absent, or present
+/// with 0 samples) fails the gate and is named on stdout and in the report, unless
+/// `--allow-removed-stages` says the removal is intended. Before the fix it was a silent pass
+/// (exit 0, "PASS — ...", a "removed" row among the others).
+#[test]
+fn a_stage_missing_in_current_fails_the_gate_unless_allowed() {
+    let d = dir("missing");
+    let mut rng = Rng::new(6);
+    let tick = common::lognormal_stage(&mut rng, 2000, 20.0, 0.3, 1.0);
+    let risk = common::lognormal_stage(&mut rng, 2000, 2.0, 0.3, 1.0);
+    let none = common::stage_from_ns(&[]);
+    let write = |name: &str, stages: &[(&str, &perf_gate::profile::StageProfile)]| {
+        let p = d.join(name);
+        std::fs::write(&p, common::profile_json(stages, 2000, 0, 0)).unwrap();
+        p.display().to_string()
+    };
+    let base = write("base.json", &[("tick_total", &tick), ("risk_guards", &risk)]);
+    let absent = write("absent.json", &[("tick_total", &tick)]);
+    let empty = write("empty.json", &[("tick_total", &tick), ("risk_guards", &none)]);
+    let report = d.join("r.md");
+    let r = report.to_str().unwrap();
+    for current in [&absent, &empty] {
+        let (code, out, err) = run(&["-b", &base, "-c", current, "-r", r, "-m", "p50,p95"]);
+        assert_eq!(code, 1, "{current}: {out}{err}");
+        assert!(err.is_empty(), "{err}");
+        let head = out.lines().next().unwrap();
+        assert!(head.starts_with("FAIL — "), "{out}");
+        assert!(head.contains("missing in current") && head.contains("risk_guards"), "{head}");
+        assert!(head.contains("--allow-removed-stages"), "the headline says how to accept it: {head}");
+        assert!(out.contains("\n  missing in current p95 risk_guards: "), "{out}");
+        assert!(out.contains("\n  missing in current p50 risk_guards: "), "{out}");
+        let md = std::fs::read_to_string(&report).unwrap();
+        assert!(md.starts_with("# perf-gate\n\n**FAIL** — "), "{md}");
+        assert!(md.contains("| `risk_guards` |") && md.contains("⛔ missing in current"), "{md}");
+        assert!(!md.contains("➖ removed"), "{md}");
+
+        let (code, out, err) = run(&["-b", &base, "-c", current, "-r", r, "--allow-removed-stages"]);
+        assert_eq!(code, 0, "{current}: {out}{err}");
+        assert!(out.starts_with("PASS — ") && out.contains("\n  removed      p95 risk_guards: "), "{out}");
+        assert!(out.lines().next().unwrap().contains("risk_guards"), "allowed, still named on top: {out}");
+        assert!(std::fs::read_to_string(&report).unwrap().contains("➖ removed (allowed)"));
+    }
+    // With several runs a side, the stage counts as missing only when no current run has it.
+    let (code, out, err) = run(&["-b", &base, &base, "-c", &absent, &empty]);
+    assert_eq!(code, 1, "{out}{err}");
+    let (code, out, err) = run(&["-b", &base, &base, "-c", &absent, &base]);
+    assert!(code <= 1 && !out.contains("missing in current"), "{out}{err}");
+}
+
+/// A profile with no ticks (the app was built with mm-trace `default-features = false`, so it
+/// recorded nothing; or the benchmark did not run) is an input error naming the file, on
+/// either side. Before the fix it passed with every stage "removed" (or "new").
+#[test]
+fn a_profile_with_no_ticks_is_an_error_not_a_pass() {
+    let d = dir("noticks");
+    let good = write_runs(&d, "good", 2, 1.0, 12);
+    let empty_stages = d.join("compiled_out.json");
+    std::fs::write(&empty_stages, common::profile_json(&[], 0, 0, 0)).unwrap();
+    let zero_tick_total = d.join("zero_tick_total.json");
+    let none = common::stage_from_ns(&[]);
+    std::fs::write(&zero_tick_total, common::profile_json(&[("tick_total", &none)], 0, 0, 0)).unwrap();
+    let report = d.join("r.md");
+    let r = report.to_str().unwrap();
+    for empty in [&empty_stages, &zero_tick_total] {
+        let e = empty.to_str().unwrap();
+        for args in [
+            vec!["-b", &good[0], "-c", e, "-r", r],
+            vec!["-b", e, "-c", &good[0], "-r", r],
+            vec!["-b", &good[0], &good[1], "-c", &good[1], e, "-r", r, "--allow-removed-stages"],
+            vec!["-b", &good[0], "-c", e, "-r", r, "--paired"],
+        ] {
+            let (code, out, err) = run(&args);
+            assert_eq!(code, 2, "{args:?}: {out}{err}");
+            assert!(out.is_empty(), "no verdict on stdout: {out}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.starts_with(&format!("perf-gate: {e}: has no ticks")), "{err}");
+            assert!(err.contains("compiled out") && err.contains("default-features = false"), "{err}");
+            assert!(err.contains("did not run"), "{err}");
+            assert!(!report.exists(), "no report on error");
+        }
+    }
+}
+
+/// Durations are printed with a unit chosen per value (ns, µs, ms, s; 3 significant digits),
+/// on stdout and in the report alike. Before the fix stdout showed a 250 ns stage as
+/// `0.000 -> 0.000 ms` and the report a 1.5 s stage as `1500.0 ms`.
+#[test]
+fn durations_are_shown_with_a_unit_per_value() {
+    let d = dir("units");
+    let write = |name: &str| {
+        let n = |ns: u64| common::stage_from_ns(&[ns; 2000]);
+        let (tiny, small, mid, big) = (n(250), n(12_345), n(20_000_000), n(1_500_000_000));
+        let p = d.join(name);
+        let stages = [("a_tiny", &tiny), ("b_small", &small), ("tick_total", &mid), ("z_big", &big)];
+        std::fs::write(&p, common::profile_json(&stages, 2000, 0, 0)).unwrap();
+        p.display().to_string()
+    };
+    let (b, c) = (write("b.json"), write("c.json"));
+    let report = d.join("r.md");
+    let (code, out, err) = run(&["-b", &b, "-c", &c, "-r", report.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("0.000 -> 0.000 ms"), "{out}");
+    for want in [
+        " p95 a_tiny: 250 ns -> 250 ns (",
+        " p95 b_small: 12.3 µs -> 12.3 µs (",
+        " p95 tick_total: 20.0 ms -> 20.0 ms (",
+        " p95 z_big: 1.50 s -> 1.50 s (",
+    ] {
+        assert!(out.contains(want), "stdout lacks {want:?}: {out}");
+    }
+    let md = std::fs::read_to_string(&report).unwrap();
+    for want in [
+        "| `a_tiny` | 250 ns | 250 ns |",
+        "| `b_small` | 12.3 µs | 12.3 µs |",
+        "| `tick_total` | 20.0 ms | 20.0 ms |",
+        "| `z_big` | 1.50 s | 1.50 s |",
+    ] {
+        assert!(md.contains(want), "report lacks {want:?}: {md}");
+    }
 }
 
 #[test]
@@ -264,7 +394,8 @@ fn fuzz_profiles_and_arguments_never_panic() {
         let parsed = perf_gate::profile::parse(&bytes, &p);
         let (code, _, err) = run(&["-b", &good, "-c", p.to_str().unwrap(), "-m", "p50,p95,p99", "--bootstrap", "200"]);
         assert!(code <= 2);
-        assert_eq!(parsed.is_err(), code == 2, "{err}");
+        // Exit 2 exactly when the file does not parse, or parses with no ticks (never a pass).
+        assert_eq!(parsed.as_ref().map_or(true, |p| p.doc.ticks == 0), code == 2, "{err}");
         if code == 2 {
             assert_eq!(err.lines().count(), 1, "{err}");
         }
