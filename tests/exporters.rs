@@ -576,14 +576,16 @@ fn golden_run(dir: &Path) -> BTreeMap<String, String> {
 fn golden_traces_are_deterministic_and_equal_the_committed_files() {
     let _g = setup(cfg());
     let (a, b) = (TempDir::new("golden-a"), TempDir::new("golden-b"));
-    let first = golden_run(a.path());
-    let second = golden_run(b.path());
+    let (first, run_a) = without_run_id(golden_run(a.path()));
+    let (second, run_b) = without_run_id(golden_run(b.path()));
+    assert_eq!(run_a, run_b, "one run id per process");
     let want_names: Vec<String> =
         (1..=GOLDEN_TICKS).step_by(GOLDEN_INTERVAL as usize).map(|t| format!("golden_trace_{t}.json")).collect();
     assert_eq!(first.keys().cloned().collect::<Vec<_>>(), want_names, "every {GOLDEN_INTERVAL}rd sampled tick");
     assert_eq!(first, second, "byte-identical across runs");
     let written: Vec<PathBuf> = mm_trace::trace_files_written();
-    assert_eq!(written, want_names.iter().map(|n| b.path().join(n)).collect::<Vec<_>>());
+    let with_run = |n: &String| n.replace(".json", &format!("-{run_b}.json"));
+    assert_eq!(written, want_names.iter().map(|n| b.path().join(with_run(n))).collect::<Vec<_>>());
 
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     if std::env::var_os("MM_BLESS").is_some() {
@@ -599,6 +601,25 @@ fn golden_traces_are_deterministic_and_equal_the_committed_files() {
         assert_eq!(text, &want, "{name} differs from tests/golden/{name} (MM_BLESS=1 regenerates it)");
     }
     check_golden_shape(&first["golden_trace_4.json"]);
+}
+
+/// Trace files are named `golden_trace_<tick>-<run>.json`, `<run>` the writing process's run id
+/// (8 lowercase hex digits); the committed files are named `golden_trace_<tick>.json`. Returns
+/// the files by their name without the run id, and the one run id they all carry.
+fn without_run_id(files: BTreeMap<String, String>) -> (BTreeMap<String, String>, String) {
+    let mut runs = BTreeSet::new();
+    let files = files
+        .into_iter()
+        .map(|(name, text)| {
+            let (tick, run) =
+                name.strip_suffix(".json").and_then(|s| s.rsplit_once('-')).unwrap_or_else(|| panic!("{name}"));
+            assert!(run.len() == 8 && run.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')), "{name}");
+            runs.insert(run.to_owned());
+            (format!("{tick}.json"), text)
+        })
+        .collect();
+    assert_eq!(runs.len(), 1, "one run id: {runs:?}");
+    (files, runs.pop_first().unwrap())
 }
 
 fn check_golden_shape(text: &str) {

@@ -118,7 +118,7 @@ counters! {
         /// Kept tick traces dropped because the trace queue was full (a thread has at most 256
         /// kept traces waiting for the trace worker).
         TracesDropped => traces_dropped, "mm_trace_traces_dropped_total";
-        /// Slow unsampled ticks whose trace was kept.
+        /// Slow unsampled ticks whose trace was kept (within the `slow_ticks_per_sec` limit).
         SlowTicksKept => slow_ticks_kept, "mm_trace_slow_ticks_kept_total";
         /// Slow-tick traces not kept because of the slow-tick rate limit.
         SlowTicksRateLimited => slow_ticks_rate_limited, "mm_trace_slow_ticks_rate_limited_total";

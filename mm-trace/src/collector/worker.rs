@@ -3,16 +3,22 @@
 //! Tick threads hand a kept trace over by writing it into their thread slot's ring
 //! (`trace_ring`: single producer, single consumer, no compare-and-swap; a full ring counts the
 //! trace as dropped and the tick never waits). The worker reads every thread's ring, copies the
-//! new traces out, keeps the last `chrome_ring_ticks` in its ring of recent traces, writes golden
-//! and slow-tick files, enforces the slow-tick rate limit, and refreshes the slow-tick quantile
-//! threshold once a second. It polls (every millisecond while traces arrive, backing off to 2 ms
-//! when idle), so tick threads never have to wake it with a syscall.
+//! new traces out, keeps the last `chrome_ring_ticks` in its ring of recent traces, enforces the
+//! slow-tick rate limit (and counts what it keeps and what it stops), writes golden and slow-tick
+//! files, and refreshes the slow-tick quantile threshold once a second. It polls (every
+//! millisecond while traces arrive, backing off to 2 ms when idle), so tick threads never have
+//! to wake it with a syscall.
+//!
+//! Trace files are named `golden_trace_<tick>-<run>.json` and `slow_trace_<tick>-<run>.json`.
+//! Tick ids restart at 1 in every process, so `<run>`, this process's `run_id`, keeps two runs
+//! (or two processes) that share a `golden_dir` from overwriting each other's files.
 
 use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::calibration::measure_span_cost;
 use super::counters::{self, Counter, ThreadCounters};
@@ -41,6 +47,8 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 static READY: AtomicBool = AtomicBool::new(false);
 
 struct Settings {
+    /// Golden files of sampled ticks; slow-tick files do not depend on it (a slow trace only
+    /// exists when `capture_slow_ticks` is on).
     export_golden: bool,
     interval: u64,
     dir: PathBuf,
@@ -143,7 +151,22 @@ pub(crate) fn span_cost_ns() -> f64 {
     f64::from_bits(SPAN_COST_BITS.load(Relaxed))
 }
 
+/// This process's run id, 8 lowercase hex digits, in the name of every trace file it writes.
+/// Computed once (at worker start) from the process id, the wall clock and std's `RandomState`
+/// (randomly keyed per process): runs sharing a directory differ in it.
+fn run_id() -> &'static str {
+    static RUN_ID: OnceLock<String> = OnceLock::new();
+    RUN_ID.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        let x = h.finish();
+        format!("{:08x}", (x ^ (x >> 32)) as u32)
+    })
+}
+
 fn run() {
+    run_id();
     SPAN_COST_BITS.store(measure_span_cost().to_bits(), Relaxed);
     READY.store(true, Release);
     let mut idle = Duration::from_millis(1);
@@ -173,7 +196,7 @@ fn handle(trace: &RawTrace) {
         KeepReason::Sampled => {
             st.sampled_seen += 1;
             if st.settings.export_golden && (st.sampled_seen - 1).is_multiple_of(st.settings.interval) {
-                write = Some(format!("golden_trace_{}.json", trace.tick_id));
+                write = Some(format!("golden_trace_{}-{}.json", trace.tick_id, run_id()));
             }
         }
         KeepReason::Slow => {
@@ -186,9 +209,11 @@ fn handle(trace: &RawTrace) {
                 return;
             }
             st.slow_window.1 += 1;
-            if st.settings.export_golden {
-                write = Some(format!("slow_trace_{}.json", trace.tick_id));
-            }
+            // Kept: counted here, past the rate limit, so kept + rate-limited = slow traces
+            // handed over. Its file follows `capture_slow_ticks` (which made the trace), not
+            // `export_golden`.
+            counters::add(Counter::SlowTicksKept, 1);
+            write = Some(format!("slow_trace_{}-{}.json", trace.tick_id, run_id()));
         }
     }
     // The ring keeps the worker's own copy; a full ring's oldest entry is reused for it, buffers
