@@ -88,9 +88,6 @@ fn finish_tick(l: &Local, state: &TickState, end: u64) {
     if dropped + cut as u64 > 0 {
         counts.bump(Counter::SpansDropped, dropped + cut as u64);
     }
-    if reason == KeepReason::Slow {
-        counts.bump(Counter::SlowTicksKept, 1);
-    }
     let mut annotations = std::mem::take(&mut *state.annotations.borrow_mut());
     if let Some(s) = &shared {
         annotations.extend(s.annotations.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
