@@ -47,7 +47,7 @@ def read(path):
         return ""
 
 # What an mm-trace process exposes (docs/PERFORMANCE_DASHBOARD.md "The metrics",
-# mm-trace/src/export/prometheus.rs).
+# mm-trace/src/export/prometheus.rs, and the health counters' table in mm-trace/src/health.rs).
 HISTOGRAMS = ["mm_stage_duration_ms", "mm_exchange_req_ms",              # default names
               "mm_stage_duration_seconds", "mm_exchange_req_seconds"]    # prometheus_base_units
 SCALARS = ["mm_guard_trips_total", "mm_tick_deadline_miss_total", "mm_ticks_total",
@@ -56,15 +56,16 @@ SCALARS = ["mm_guard_trips_total", "mm_tick_deadline_miss_total", "mm_ticks_tota
            "mm_trace_traces_dropped_total", "mm_trace_slow_ticks_kept_total",
            "mm_trace_label_overflow_total", "mm_trace_spans_recorded_total", "mm_trace_late_spans_total",
            "mm_trace_slow_ticks_rate_limited_total", "mm_trace_ticks_cancelled_total",
-           "mm_trace_stage_cancelled_total", "mm_trace_span_cost_seconds"]
+           "mm_trace_stage_cancelled_total", "mm_trace_span_cost_seconds",
+           "mm_stage_errors_total", "mm_exchange_req_errors_total", "mm_trace_annotations_dropped_total"]
 BUILTIN = ["up", "ALERTS", "ALERTS_FOR_STATE"]     # made by Prometheus itself
 EXPOSED = set(SCALARS) | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
 
 # The exporter must still emit these names (the dashboard and the alerts depend on them).
-exporter = read("mm-trace/src/export/prometheus.rs")
+exporter = read("mm-trace/src/export/prometheus.rs") + read("mm-trace/src/health.rs")
 for name in SCALARS + ["mm_stage_duration_", "mm_exchange_req_"]:
     if f'"{name}' not in exporter:
-        errors.append(f"metric {name} is no longer in mm-trace/src/export/prometheus.rs")
+        errors.append(f"metric {name} is no longer in mm-trace/src/export/prometheus.rs or mm-trace/src/health.rs")
 
 def rule_file_exprs(path):
     """(kind, name, expr) for every rule of a rule file (expr: plain or block scalar)."""

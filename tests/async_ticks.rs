@@ -168,7 +168,9 @@ fn threads_scoped_threads_and_a_pool_join_the_tick() {
                 loop {
                     let job = rx.lock().unwrap().recv();
                     let Ok((ctx, done)) = job else { break };
-                    ctx.in_scope(|| drop(mm_trace::stage_guard!("pool_job")));
+                    ctx.in_scope(|| {
+                        mm_trace::stage_guard!("pool_job");
+                    });
                     done.send(()).unwrap();
                 }
             })
@@ -178,18 +180,22 @@ fn threads_scoped_threads_and_a_pool_join_the_tick() {
     {
         let _t = TickGuard::begin(&TICK);
         tick_id = mm_trace::current_tick_id().unwrap();
-        let _outer = mm_trace::stage_guard!("outer");
+        mm_trace::stage_guard!("outer");
         let ctx = TickContext::current();
         let c = ctx.clone();
         std::thread::spawn(move || {
             let _in = c.enter();
-            let _g = mm_trace::stage_guard!("std_thread");
+            mm_trace::stage_guard!("std_thread");
         })
         .join()
         .unwrap();
         std::thread::scope(|s| {
             for _ in 0..3 {
-                s.spawn(|| ctx.in_scope(|| drop(mm_trace::stage_guard!("scoped"))));
+                s.spawn(|| {
+                    ctx.in_scope(|| {
+                        mm_trace::stage_guard!("scoped");
+                    })
+                });
             }
         });
         let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -227,7 +233,13 @@ fn work_carried_after_its_tick_ended_is_late_never_attached_to_another_tick() {
     let second = {
         let _t = TickGuard::begin(&TICK);
         let c = ctx.clone();
-        std::thread::spawn(move || c.in_scope(|| drop(mm_trace::stage_guard!("late_job")))).join().unwrap();
+        std::thread::spawn(move || {
+            c.in_scope(|| {
+                mm_trace::stage_guard!("late_job");
+            })
+        })
+        .join()
+        .unwrap();
         mm_trace::current_tick_id().unwrap()
     };
     assert_ne!(first, second);
@@ -259,7 +271,9 @@ fn racing_carried_work_and_tick_end_lose_nothing() {
                 s.spawn(move || {
                     start.wait();
                     for _ in 0..3 {
-                        ctx.in_scope(|| drop(mm_trace::stage_guard!("racer")));
+                        ctx.in_scope(|| {
+                            mm_trace::stage_guard!("racer");
+                        });
                     }
                 });
             }

@@ -32,7 +32,7 @@ fn threads_recording_at_once_give_exact_counts_including_exited_threads() {
             for _ in 0..threads {
                 s.spawn(|| {
                     for _ in 0..100_000 {
-                        let _g = mm_trace::stage_guard!("concurrent");
+                        mm_trace::stage_guard!("concurrent");
                     }
                 });
             }
@@ -48,7 +48,7 @@ fn exited_threads_slots_are_reused_and_counts_kept() {
     let _g = setup(TraceConfig { sample_rate: 1.0, ..Default::default() });
     for round in 1..=50u64 {
         std::thread::spawn(|| {
-            let _g = mm_trace::stage_guard!("short_lived");
+            mm_trace::stage_guard!("short_lived");
         })
         .join()
         .unwrap();
@@ -61,7 +61,7 @@ fn sleeping_stage_records_at_least_its_sleep_and_ticks_count_deadline_misses() {
     let _g = setup(TraceConfig { sample_rate: 1.0, deadline_ms: 15.0, ..Default::default() });
     for ms in [1u64, 20, 30] {
         tick(|| {
-            let _g = mm_trace::stage_guard!("sleep");
+            mm_trace::stage_guard!("sleep");
             std::thread::sleep(Duration::from_millis(ms));
         });
     }
@@ -82,7 +82,7 @@ fn sampling_is_deterministic_and_unsampled_ticks_still_count() {
     let _g = setup(TraceConfig { sample_rate: 0.3, capture_slow_ticks: false, ..Default::default() });
     for _ in 0..1000 {
         tick(|| {
-            let _g = mm_trace::stage_guard!("sampled_stage");
+            mm_trace::stage_guard!("sampled_stage");
         });
     }
     let s = mm_trace::summary();
@@ -94,7 +94,7 @@ fn sampling_is_deterministic_and_unsampled_ticks_still_count() {
     mm_trace::reset();
     for _ in 0..1000 {
         tick(|| {
-            let _g = mm_trace::stage_guard!("sampled_stage");
+            mm_trace::stage_guard!("sampled_stage");
         });
     }
     assert_eq!(mm_trace::summary().stage("sampled_stage").unwrap().count, expected);
@@ -103,10 +103,14 @@ fn sampling_is_deterministic_and_unsampled_ticks_still_count() {
 #[test]
 fn live_switches_take_effect_without_restart() {
     let _g = setup(TraceConfig { sample_rate: 1.0, ..Default::default() });
-    tick(|| drop(mm_trace::stage_guard!("live")));
+    tick(|| {
+        mm_trace::stage_guard!("live");
+    });
     mm_trace::set_enabled(false);
     assert!(!mm_trace::is_enabled());
-    tick(|| drop(mm_trace::stage_guard!("live")));
+    tick(|| {
+        mm_trace::stage_guard!("live");
+    });
     mm_trace::guard_trip("while_off");
     let s = mm_trace::summary();
     assert_eq!(s.ticks, 1);
@@ -114,7 +118,9 @@ fn live_switches_take_effect_without_restart() {
     assert_eq!(s.guard_trips("while_off"), 0);
     mm_trace::set_enabled(true);
     mm_trace::set_sample_rate(0.0).unwrap();
-    tick(|| drop(mm_trace::stage_guard!("live")));
+    tick(|| {
+        mm_trace::stage_guard!("live");
+    });
     let s = mm_trace::summary();
     assert_eq!(s.ticks, 2);
     assert_eq!(s.stage("live").unwrap().count, 1, "rate 0: no stage recorded");
@@ -128,7 +134,7 @@ fn span_cap_counts_overflow_and_keeps_histograms() {
     let _g = setup(TraceConfig { sample_rate: 1.0, max_spans_per_tick: 10, ..Default::default() });
     tick(|| {
         for _ in 0..25 {
-            let _g = mm_trace::stage_guard!("many");
+            mm_trace::stage_guard!("many");
         }
     });
     let s = mm_trace::summary();
@@ -180,7 +186,9 @@ fn guard_reason_cardinality_is_capped() {
 #[test]
 fn reset_clears_everything_and_restarts_tick_ids() {
     let _g = setup(TraceConfig { sample_rate: 1.0, ..Default::default() });
-    tick(|| drop(mm_trace::stage_guard!("before_reset")));
+    tick(|| {
+        mm_trace::stage_guard!("before_reset");
+    });
     mm_trace::guard_trip("r");
     mm_trace::reset();
     let s = mm_trace::summary();
@@ -195,9 +203,9 @@ fn reset_clears_everything_and_restarts_tick_ids() {
 fn nested_spans_have_parents_in_the_trace() {
     let _g = setup(TraceConfig { sample_rate: 1.0, ..Default::default() });
     tick(|| {
-        let _outer = mm_trace::stage_guard!("outer");
+        mm_trace::stage_guard!("outer");
         mm_trace::in_stage!("inner", {
-            let _deeper = mm_trace::stage_guard!("deeper");
+            mm_trace::stage_guard!("deeper");
         });
         mm_trace::in_stage!("inner2", ());
     });
@@ -216,7 +224,7 @@ fn panics_close_the_span_and_end_the_tick() {
     let _g = setup(TraceConfig { sample_rate: 1.0, ..Default::default() });
     let r = std::panic::catch_unwind(|| {
         tick(|| {
-            let _g = mm_trace::stage_guard!("panics");
+            mm_trace::stage_guard!("panics");
             panic!("boom");
         })
     });
@@ -247,7 +255,7 @@ fn bug1_exchange_requests_recorded_in_unsampled_ticks() {
         for _ in 0..10 {
             tick(|| {
                 let _x = mm_trace::__private::StageGuard::enter(&EXCHANGE_ORDER);
-                let _s = mm_trace::stage_guard!("bug1_stage");
+                mm_trace::stage_guard!("bug1_stage");
             });
         }
         let s = mm_trace::summary();
@@ -263,7 +271,9 @@ fn bug1_exchange_requests_recorded_in_unsampled_ticks() {
 fn bug3_traces_keep_test_clock_times_after_uninstall() {
     let _g = setup(TraceConfig { sample_rate: 1.0, ..Default::default() });
     mm_trace::test_clock::install(1000);
-    tick(|| drop(mm_trace::stage_guard!("bug3_stage")));
+    tick(|| {
+        mm_trace::stage_guard!("bug3_stage");
+    });
     mm_trace::test_clock::uninstall();
     // A scale makes the real clock's factor differ from the test clock's on every machine.
     mm_trace::test_clock::set_time_scale(4.0).unwrap();
@@ -307,14 +317,18 @@ fn bug6_spans_cut_at_tick_cap_are_counted_in_health() {
     let _g = setup(TraceConfig { sample_rate: 1.0, max_spans_per_tick: 10, ..Default::default() });
     tick(|| {
         for _ in 0..6 {
-            drop(mm_trace::stage_guard!("bug6_local"));
+            {
+                mm_trace::stage_guard!("bug6_local");
+            };
         }
         let ctx = mm_trace::TickContext::current();
         std::thread::scope(|s| {
             s.spawn(|| {
                 ctx.in_scope(|| {
                     for _ in 0..8 {
-                        drop(mm_trace::stage_guard!("bug6_remote"));
+                        {
+                            mm_trace::stage_guard!("bug6_remote");
+                        };
                     }
                 })
             });
@@ -340,9 +354,15 @@ fn carried_context_inside_an_unsampled_tick_records_then_stops() {
     std::thread::scope(|s| {
         s.spawn(|| {
             tick(|| {
-                drop(mm_trace::stage_guard!("before_context"));
-                ctx.in_scope(|| drop(mm_trace::stage_guard!("in_context")));
-                drop(mm_trace::stage_guard!("after_context"));
+                {
+                    mm_trace::stage_guard!("before_context");
+                };
+                ctx.in_scope(|| {
+                    mm_trace::stage_guard!("in_context");
+                });
+                {
+                    mm_trace::stage_guard!("after_context");
+                };
             });
         });
     });
@@ -366,7 +386,7 @@ fn burst_after_idling_keeps_its_traces() {
     std::thread::sleep(Duration::from_millis(200));
     for _ in 0..1000 {
         tick(|| {
-            let _s = mm_trace::stage_guard!("burst_work");
+            mm_trace::stage_guard!("burst_work");
             let t0 = std::time::Instant::now();
             while t0.elapsed() < Duration::from_micros(10) {
                 std::hint::spin_loop();

@@ -545,14 +545,14 @@ fn golden_run(dir: &Path) -> BTreeMap<String, String> {
                     .name("md-worker".into())
                     .spawn(move || {
                         ctx.in_scope(|| {
-                            let _g = mm_trace::stage_guard!("spread");
+                            mm_trace::stage_guard!("spread");
                             test_clock::advance(40_000);
                         })
                     })
                     .unwrap()
                     .join()
                     .unwrap();
-                let _q = mm_trace::stage_guard!("quote");
+                mm_trace::stage_guard!("quote");
                 test_clock::advance(10_000);
                 let _e = StageGuard::enter(&POST_ORDER);
                 test_clock::advance(500_000);
@@ -713,7 +713,7 @@ fn chrome_trace_has_complete_events_thread_names_and_8_overlapping_parallel_span
     const THREADS: usize = 8;
     for _ in 0..6 {
         let _t = TickGuard::begin(&TICK);
-        let _f = mm_trace::stage_guard!("fan_out");
+        mm_trace::stage_guard!("fan_out");
         let ctx = TickContext::current();
         let barrier = Barrier::new(THREADS);
         std::thread::scope(|s| {
@@ -723,7 +723,7 @@ fn chrome_trace_has_complete_events_thread_names_and_8_overlapping_parallel_span
                     .name(format!("symbol-{i}"))
                     .spawn_scoped(s, move || {
                         ctx.in_scope(|| {
-                            let _g = mm_trace::stage_guard!("per_symbol");
+                            mm_trace::stage_guard!("per_symbol");
                             barrier.wait();
                             std::thread::sleep(Duration::from_millis(5));
                         });
@@ -820,7 +820,7 @@ fn issue3_short_lived_parallel_threads_get_distinct_tids() {
                 let (ctx, barrier) = (ctx.clone(), &barrier);
                 s.spawn(move || {
                     ctx.in_scope(|| {
-                        let _g = mm_trace::stage_guard!("per_symbol");
+                        mm_trace::stage_guard!("per_symbol");
                         barrier.wait();
                     })
                 });

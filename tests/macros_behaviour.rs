@@ -183,7 +183,7 @@ impl Bot {
     fn tick(&mut self) -> Result<(), ExErr> {
         self.fetch_md();
         let spread = in_stage!("spread", {
-            let _g = stage_guard!("spread_inner");
+            stage_guard!("spread_inner");
             self.symbols * 2
         });
         self.emit(spread)?;

@@ -26,7 +26,7 @@ fn setup(cfg: TraceConfig) -> std::sync::MutexGuard<'static, ()> {
 
 fn tick(sleep_ms: u64) -> u64 {
     let _t = TickGuard::begin(&TICK);
-    let _s = mm_trace::stage_guard!("work");
+    mm_trace::stage_guard!("work");
     std::thread::sleep(Duration::from_millis(sleep_ms));
     mm_trace::current_tick_id().unwrap()
 }
@@ -139,7 +139,7 @@ fn a_flood_of_slow_ticks_is_rate_limited_and_bounded() {
     for _ in 0..2000 {
         let _t = TickGuard::begin(&TICK);
         for _ in 0..10 {
-            let _s = mm_trace::stage_guard!("work");
+            mm_trace::stage_guard!("work");
         }
         std::hint::black_box(std::time::Instant::now());
         let spin = std::time::Instant::now();
@@ -175,7 +175,7 @@ fn slow_ticks_kept_counts_only_what_the_rate_limit_let_through() {
     });
     for _ in 0..SLOW {
         let _t = TickGuard::begin(&TICK);
-        let _s = mm_trace::stage_guard!("work");
+        mm_trace::stage_guard!("work");
         let spin = std::time::Instant::now();
         while spin.elapsed() < Duration::from_micros(5) {}
     }

@@ -6,7 +6,7 @@ use quote::{ToTokens, quote};
 use syn::ext::IdentExt;
 use syn::{GenericArgument, PathArguments, ReturnType, Type, TypeParamBound};
 
-use crate::args::{self, Args, Kind};
+use crate::args::{self, Args, Errors, Kind};
 use crate::item::{self, FnItem};
 
 /// The whole attribute: parse arguments and item, then expand (or, with instrumentation compiled
@@ -112,15 +112,20 @@ fn contains_impl(tokens: TokenStream) -> bool {
 /// The call site's `static` and a `&'static` reference to it, as one expression.
 fn site(args: &Args, f: &FnItem) -> TokenStream {
     let ctor = match args {
-        Args::Stage { name } => {
+        Args::Stage { name, .. } => {
             let name = name.clone().unwrap_or_else(|| f.sig.ident.unraw().to_string());
             quote!(stage(#name))
         }
-        Args::Tick => {
+        Args::Tick { name: None, .. } => {
             let name = f.sig.ident.unraw().to_string();
             quote!(tick(#name))
         }
-        Args::Exchange { verb, api } => quote!(exchange(#verb, #api)),
+        Args::Tick { name: Some(kind), .. } => quote!(tick_kind(#kind)),
+        Args::Exchange { verb, api, labels, .. } if labels.is_empty() => quote!(exchange(#verb, #api)),
+        Args::Exchange { verb, api, labels, .. } => {
+            let names = labels.iter().map(|(n, _)| n.as_str());
+            quote!(exchange_labeled(#verb, #api, &[#(#names),*]))
+        }
     };
     quote! {{
         static __MM_SITE: ::mm_trace::__private::Site = ::mm_trace::__private::Site::#ctor;
@@ -128,48 +133,158 @@ fn site(args: &Args, f: &FnItem) -> TokenStream {
     }}
 }
 
+/// The `Result` type a function's outcome has, if it is written as one: the return type of a
+/// sync or `async fn`, or the `Output` of a returned `impl Future` / `Pin<Box<dyn Future>>`.
+fn outcome_type<'a>(f: &'a FnItem, shape: &Shape) -> Option<&'a Type> {
+    let ReturnType::Type(_, ty) = &f.sig.output else { return None };
+    let out = match shape {
+        Shape::Sync | Shape::Async => &**ty,
+        Shape::ReturnsImplFuture | Shape::ReturnsBoxedFuture => future_output(ty)?,
+    };
+    is_result(out).then_some(out)
+}
+
+fn is_result(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Result"),
+        Type::Paren(p) => is_result(&p.elem),
+        Type::Group(g) => is_result(&g.elem),
+        _ => false,
+    }
+}
+
+/// `Output = T` of the `Future` bound of `impl Future<Output = T>` or `Pin<Box<dyn Future<..>>>`.
+fn future_output(ty: &Type) -> Option<&Type> {
+    let bounds: Vec<&TypeParamBound> = match ty {
+        Type::ImplTrait(t) => t.bounds.iter().collect(),
+        Type::Paren(p) => return future_output(&p.elem),
+        Type::Group(g) => return future_output(&g.elem),
+        _ => match single_type_arg(ty, "Pin").and_then(|b| single_type_arg(b, "Box")) {
+            Some(Type::TraitObject(t)) => t.bounds.iter().collect(),
+            _ => return None,
+        },
+    };
+    bounds.into_iter().find_map(|b| {
+        let TypeParamBound::Trait(t) = b else { return None };
+        let seg = t.path.segments.last().filter(|s| s.ident == "Future")?;
+        let PathArguments::AngleBracketed(args) = &seg.arguments else { return None };
+        args.args.iter().find_map(|a| match a {
+            GenericArgument::AssocType(at) if at.ident == "Output" => Some(&at.ty),
+            _ => None,
+        })
+    })
+}
+
+/// Statements evaluating the run-time labels of an exchange request into the site its span
+/// records under (`__mm_key`), before the body runs: each value is any `AsRef<str>` and lives
+/// only until the site is found (no lock or allocation for values seen before on this thread).
+fn labeled_key(args: &Args, site: &TokenStream) -> Option<TokenStream> {
+    let Args::Exchange { labels, .. } = args else { return None };
+    if labels.is_empty() {
+        return None;
+    }
+    let key = proc_macro2::Ident::new("__mm_key", Span::mixed_site());
+    let values: Vec<proc_macro2::Ident> =
+        (0..labels.len()).map(|i| proc_macro2::Ident::new(&format!("__mm_label_{i}"), Span::mixed_site())).collect();
+    let exprs = labels.iter().map(|(_, e)| e);
+    Some(quote! {
+        let #key = {
+            #(let #values = #exprs;)*
+            ::mm_trace::__private::Site::labeled(
+                #site,
+                &[#(::core::convert::AsRef::<str>::as_ref(&#values)),*],
+            )
+        };
+    })
+}
+
 /// Expands a parsed, valid function.
 pub fn expand(args: &Args, f: &FnItem) -> TokenStream {
     let site = site(args, f);
-    let is_tick = matches!(args, Args::Tick);
+    let is_tick = matches!(args, Args::Tick { .. });
     let body = &f.body;
     let guard = proc_macro2::Ident::new("__mm_guard", Span::mixed_site());
     let fut = proc_macro2::Ident::new("__mm_future", Span::mixed_site());
+    let out = proc_macro2::Ident::new("__mm_out", Span::mixed_site());
+    let key = proc_macro2::Ident::new("__mm_key", Span::mixed_site());
+    let shape = shape(f);
+    let errors = match args {
+        Args::Stage { errors, .. } | Args::Tick { errors, .. } | Args::Exchange { errors, .. } => *errors,
+    };
+    let outcome = outcome_type(f, &shape);
+    // `err = true` counts whatever the type looks like (the wrapper then requires a `Result`).
+    let fallible = match errors {
+        Errors::Off => false,
+        Errors::On => true,
+        Errors::Auto => outcome.is_some(),
+    };
+    let labeled = labeled_key(args, &site);
     let wrapper = if is_tick { quote!(TickFuture) } else { quote!(Instrumented) };
-    let new_body = match shape(f) {
+    // A labeled exchange request records under the site of its label values.
+    let span_site = if labeled.is_some() { quote!(#key) } else { site.clone() };
+    let wrap = |fut: TokenStream| {
+        if fallible {
+            quote!(::mm_trace::__private::#wrapper::fallible(#span_site, #fut))
+        } else {
+            quote!(::mm_trace::__private::#wrapper::new(#span_site, #fut))
+        }
+    };
+    let wrapped_fut = wrap(quote!(#fut));
+    let new_body = match shape {
         Shape::Sync => {
             let enter = match args {
-                Args::Tick => quote!(TickGuard::begin),
-                Args::Stage { .. } => quote!(StageGuard::enter_stage),
-                Args::Exchange { .. } => quote!(StageGuard::enter),
+                Args::Tick { .. } => quote!(TickGuard::begin(#span_site)),
+                Args::Stage { .. } => quote!(StageGuard::enter_stage(#span_site)),
+                Args::Exchange { .. } => quote!(StageGuard::enter(#span_site)),
             };
-            quote! {
-                let #guard = ::mm_trace::__private::#enter(#site);
-                #body
+            if fallible {
+                let ret = match &f.sig.output {
+                    ReturnType::Type(_, ty) if !contains_impl(ty.to_token_stream()) => quote!(-> #ty),
+                    _ => TokenStream::new(),
+                };
+                quote! {
+                    #labeled
+                    let #guard = ::mm_trace::__private::#enter;
+                    #[allow(clippy::redundant_closure_call)]
+                    let #out = (move || #ret { #body })();
+                    if ::mm_trace::__private::is_err(&#out) {
+                        #guard.close_failed();
+                    }
+                    #out
+                }
+            } else {
+                quote! {
+                    #labeled
+                    let #guard = ::mm_trace::__private::#enter;
+                    #body
+                }
             }
         }
         Shape::Async => {
             let hint = return_type_hint(&f.sig.output);
+            let wrapped = wrap(quote!(async move {
+                #hint
+                #body
+            }));
             quote! {
-                ::mm_trace::__private::#wrapper::new(#site, async move {
-                    #hint
-                    #body
-                })
-                .await
+                #labeled
+                #wrapped.await
             }
         }
         Shape::ReturnsImplFuture => quote! {
+            #labeled
             #[allow(clippy::redundant_closure_call)]
             let #fut = (move || { #body })();
-            ::mm_trace::__private::#wrapper::new(#site, #fut)
+            #wrapped_fut
         },
         Shape::ReturnsBoxedFuture => {
             // The closure gets the declared type so each `Box::pin(..)` coerces as in the original.
             let ReturnType::Type(_, ty) = &f.sig.output else { unreachable!("boxed future has a type") };
             quote! {
+            #labeled
             #[allow(clippy::redundant_closure_call)]
             let #fut = (move || -> #ty { #body })();
-            ::std::boxed::Box::pin(::mm_trace::__private::#wrapper::new(#site, #fut))
+            ::std::boxed::Box::pin(#wrapped_fut)
             }
         }
     };

@@ -119,7 +119,7 @@ pub use error::Error;
 pub use api::read::{recent_traces, summary, trace_files_written};
 pub use histogram::HistogramSnapshot;
 pub use sampling::is_sampled;
-pub use summary::{ExchangeStats, Health, KeepReason, StageStats, Summary, TickTrace, TraceSpan};
+pub use summary::{ExchangeStats, Health, KeepReason, StageStats, Summary, TickKindStats, TickTrace, TraceSpan};
 
 // Export (`api/exporters.rs`).
 #[cfg(feature = "http")]
@@ -154,6 +154,30 @@ pub mod __private {
     pub fn clock_source() -> &'static str {
         crate::clock::ensure_calibrated();
         crate::clock::source_name()
+    }
+
+    /// A function outcome whose failures are counted (`err` counting): `Result`, `Err` failing.
+    #[diagnostic::on_unimplemented(
+        message = "`err = true` counts `Err` returns, but `{Self}` is not a `Result`",
+        label = "this function's outcome is `{Self}`",
+        note = "remove `err = true`, or return a `Result`"
+    )]
+    pub trait Outcome {
+        /// Whether this outcome is a failure.
+        fn is_failure(&self) -> bool;
+    }
+
+    impl<T, E> Outcome for Result<T, E> {
+        #[inline(always)]
+        fn is_failure(&self) -> bool {
+            self.is_err()
+        }
+    }
+
+    /// Whether a function's outcome is a failure (what the attributes check for `err` counting).
+    #[inline(always)]
+    pub fn is_err<O: Outcome>(outcome: &O) -> bool {
+        outcome.is_failure()
     }
 
     /// The zero-sized guard of compiled-out `stage_guard!`.

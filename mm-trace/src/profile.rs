@@ -76,6 +76,23 @@ pub struct Profile {
     /// Guard trips by reason (optional).
     #[serde(default)]
     pub guard_trips: BTreeMap<String, u64>,
+    /// Named kinds of tick by name (absent when the process has only the unnamed kind); each
+    /// kind's `tick_total` is also in `stages` as `tick_total:<name>`, so the gate compares it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tick_kinds: BTreeMap<String, TickKindProfile>,
+}
+
+/// One named kind of tick in a profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TickKindProfile {
+    /// Its ticks.
+    pub ticks: u64,
+    /// Its deadline, ms.
+    pub deadline_ms: f64,
+    /// Its ticks over the deadline.
+    pub deadline_misses: u64,
+    /// `deadline_misses` as a percentage of `ticks`.
+    pub deadline_miss_pct: f64,
 }
 
 /// The timing statistics of one stage (or of one exchange request kind).
@@ -93,8 +110,15 @@ pub struct StageProfile {
     pub p99_ms: f64,
     /// Largest sample, ms (exact).
     pub max_ms: f64,
+    /// Samples whose function returned `Err` (included in `count`); absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors: u64,
     /// Non-empty buckets of the fixed histogram, ascending; their counts sum to `count`.
     pub buckets: Vec<Bucket>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl StageProfile {
@@ -122,6 +146,7 @@ impl StageProfile {
             p95_ms: s.p95_ms,
             p99_ms: s.p99_ms,
             max_ms: s.max_ms,
+            errors: s.errors,
             buckets: s.histogram.buckets().map(Bucket::from).collect(),
         }
     }
@@ -191,6 +216,9 @@ pub struct ExchangeProfile {
     /// API name, e.g. `order` (optional: empty when absent).
     #[serde(default)]
     pub api: String,
+    /// Run-time label values by label name (absent when the request has none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// The latency statistics, written beside `verb` and `api` in the same object.
     #[serde(flatten)]
     pub stats: StageProfile,
@@ -262,6 +290,7 @@ mod tests {
                     p95_ms: 0.0,
                     p99_ms: 0.0,
                     max_ms: v as f64 / 1e6,
+                    errors: 0,
                     buckets: vec![],
                 };
                 assert_eq!(stage.max_ns(), v);

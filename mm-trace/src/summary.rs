@@ -23,8 +23,11 @@ pub struct Summary {
     pub sample_rate: f64,
     /// Per stage, sorted by name; `tick_total` (every tick) included.
     pub stages: Vec<StageStats>,
-    /// Per exchange request `(verb, api)`, sorted.
+    /// Per exchange request `(verb, api)` (and run-time label values), sorted.
     pub exchange: Vec<ExchangeStats>,
+    /// Per named kind of tick (`#[traced_tick(name = "...")]`), sorted by name. The unnamed kind
+    /// is the `tick_total` stage; `ticks` and `deadline_misses` above count every kind.
+    pub tick_kinds: Vec<TickKindStats>,
     /// Guard trips by reason, sorted by reason.
     pub guard_trips: Vec<(String, u64)>,
     /// Last value given to [`crate::set_parallel_symbols`].
@@ -39,9 +42,25 @@ impl Summary {
         self.stages.iter().find(|s| s.name == name)
     }
 
-    /// The stats of one exchange request kind.
+    /// The stats of one exchange request kind (the first, if it has run-time labels: see
+    /// [`Summary::exchange_labeled`]).
     pub fn exchange(&self, verb: &str, api: &str) -> Option<&ExchangeStats> {
         self.exchange.iter().find(|e| e.verb == verb && e.api == api)
+    }
+
+    /// The stats of one exchange request kind with the given run-time label values.
+    pub fn exchange_labeled(&self, verb: &str, api: &str, labels: &[(&str, &str)]) -> Option<&ExchangeStats> {
+        self.exchange.iter().find(|e| {
+            e.verb == verb
+                && e.api == api
+                && e.labels.len() == labels.len()
+                && e.labels.iter().zip(labels).all(|((a, b), (c, d))| a == c && b == d)
+        })
+    }
+
+    /// The stats of one named kind of tick.
+    pub fn tick_kind(&self, name: &str) -> Option<&TickKindStats> {
+        self.tick_kinds.iter().find(|t| t.name == name)
     }
 
     /// Trips of one guard reason (0 if none).
@@ -93,6 +112,9 @@ pub struct StageStats {
     pub max_ms: f64,
     /// Async stage futures dropped before completion (not in the histogram).
     pub cancelled: u64,
+    /// Spans whose function returned `Err` (they are in the histogram and `count` too: an error
+    /// is real latency). For `tick_total`, the ticks that returned `Err`.
+    pub errors: u64,
     /// The full histogram.
     pub histogram: HistogramSnapshot,
 }
@@ -115,6 +137,7 @@ impl StageStats {
     /// [`StageStats::from_histogram`] with a count of cancelled async stages.
     pub(crate) fn with_cancelled(name: String, histogram: HistogramSnapshot, cancelled: u64) -> Self {
         Self {
+            errors: 0,
             name,
             count: histogram.count(),
             sum_ms: histogram.sum_ns() as f64 / 1e6,
@@ -128,6 +151,21 @@ impl StageStats {
     }
 }
 
+/// One named kind of tick: its own `tick_total`, deadline and misses.
+#[derive(Debug, Clone, Default)]
+pub struct TickKindStats {
+    /// The kind's name, e.g. `router`.
+    pub name: String,
+    /// Its deadline in force, ms (`trace.ticks.<name>.deadline_ms`, else `deadline_ms`).
+    pub deadline_ms: f64,
+    /// Ticks of this kind that exceeded its deadline.
+    pub deadline_misses: u64,
+    /// `deadline_misses` as a percentage of its ticks.
+    pub deadline_miss_pct: f64,
+    /// Its `tick_total` (`stats.count` is its ticks; `stats.name` is `tick_total`).
+    pub stats: StageStats,
+}
+
 /// Latency statistics of one exchange request kind.
 #[derive(Debug, Clone, Default)]
 pub struct ExchangeStats {
@@ -135,6 +173,8 @@ pub struct ExchangeStats {
     pub verb: String,
     /// API name, e.g. `order`.
     pub api: String,
+    /// Run-time labels (`#[exchange_req(.., venue = self.venue())]`), in declaration order.
+    pub labels: Vec<(String, String)>,
     /// The latency statistics (its `name` is `"VERB api"`).
     pub stats: StageStats,
 }
@@ -175,6 +215,8 @@ pub struct TickTrace {
     pub deadline_missed: bool,
     /// Whether [`crate::partial_fail`] was called during it.
     pub partial_fail: bool,
+    /// Whether the tick's function returned `Err`.
+    pub error: bool,
     /// Metadata from [`crate::annotate`], in call order.
     pub annotations: Vec<(String, String)>,
     /// Spans, ordered by start time (ties by id).
@@ -206,4 +248,8 @@ pub struct TraceSpan {
     pub thread: u32,
     /// An async stage dropped before completion.
     pub cancelled: bool,
+    /// The span's function returned `Err`.
+    pub error: bool,
+    /// Run-time labels of an exchange request (`venue = ...`), in declaration order.
+    pub labels: Vec<(String, String)>,
 }

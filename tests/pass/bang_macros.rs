@@ -6,7 +6,7 @@ use mm_trace::{in_stage, stage, stage_guard};
 #[stage]
 fn quote(mid: f64) -> f64 {
     let spread = in_stage!("spread", { mid * 0.001 });
-    let _g = stage_guard!("guards");
+    stage_guard!("guards");
     mid + spread
 }
 

@@ -1,4 +1,4 @@
 fn main() {
     let name = "guards";
-    let _g = mm_trace::stage_guard!(name);
+    mm_trace::stage_guard!(name);
 }

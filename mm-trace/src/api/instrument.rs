@@ -43,11 +43,11 @@ macro_rules! in_stage {
     // A block's statements are spliced after the guard, so `{ ... }` raises no `unused_braces`
     // and `.await`, `?` and `return` inside keep their meaning.
     ($name:literal, { $($body:tt)* } $(,)?) => {{
-        let __mm_guard = $crate::stage_guard!($name);
+        $crate::stage_guard!($name);
         $($body)*
     }};
     ($name:literal, $body:expr $(,)?) => {{
-        let __mm_guard = $crate::stage_guard!($name);
+        $crate::stage_guard!($name);
         $body
     }};
     ($($other:tt)*) => {
@@ -76,11 +76,15 @@ macro_rules! in_stage {
     };
 }
 
-/// A guard that times the rest of the scope as a stage: `let _g = stage_guard!("guards");`.
+/// Times the rest of the enclosing block as a stage: `stage_guard!("guards");`, a statement.
+///
+/// The guard is a hidden local of the block, closed at its end (also during unwinding), so it
+/// cannot be dropped by accident: `let _ = stage_guard!("guards");`, which would time nothing,
+/// does not compile. For a section that ends before the block does, use [`in_stage!`].
 ///
 /// ```
 /// fn guards() {
-///     let _g = mm_trace::stage_guard!("guards");
+///     mm_trace::stage_guard!("guards");
 ///     // ... checked until the end of the scope ...
 /// }
 /// guards();
@@ -88,13 +92,19 @@ macro_rules! in_stage {
 #[cfg(feature = "enabled")]
 #[macro_export]
 macro_rules! stage_guard {
-    ($name:literal $(,)?) => {{
-        const _: () = $crate::__private::check_stage_name($name);
-        static __MM_SITE: $crate::__private::Site = $crate::__private::Site::stage($name);
-        $crate::__private::StageGuard::enter_stage(&__MM_SITE)
-    }};
+    // A statement: the guard is a hidden local of the enclosing block, so nothing can drop it
+    // early (`let _ = stage_guard!(..)` does not compile, instead of timing nothing).
+    ($name:literal $(,)?) => {
+        let __mm_stage_guard = {
+            const _: () = $crate::__private::check_stage_name($name);
+            static __MM_SITE: $crate::__private::Site = $crate::__private::Site::stage($name);
+            $crate::__private::StageGuard::enter_stage(&__MM_SITE)
+        };
+    };
     ($($other:tt)*) => {
-        ::core::compile_error!("stage_guard! takes a string literal name: write let _g = stage_guard!(\"guards\");")
+        ::core::compile_error!(
+            "stage_guard! takes a string literal name: write stage_guard!(\"guards\"); as a statement"
+        );
     };
 }
 
@@ -102,11 +112,15 @@ macro_rules! stage_guard {
 #[cfg(not(feature = "enabled"))]
 #[macro_export]
 macro_rules! stage_guard {
-    ($name:literal $(,)?) => {{
-        const _: () = $crate::__private::check_stage_name($name);
-        $crate::__private::NoopGuard
-    }};
+    ($name:literal $(,)?) => {
+        let __mm_stage_guard = {
+            const _: () = $crate::__private::check_stage_name($name);
+            $crate::__private::NoopGuard
+        };
+    };
     ($($other:tt)*) => {
-        ::core::compile_error!("stage_guard! takes a string literal name: write let _g = stage_guard!(\"guards\");")
+        ::core::compile_error!(
+            "stage_guard! takes a string literal name: write stage_guard!(\"guards\"); as a statement"
+        );
     };
 }

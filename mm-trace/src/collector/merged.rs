@@ -8,28 +8,39 @@ use super::counters::{self, Counter, Counts};
 use super::keys::{CALIBRATION, KeyKind, key_count, key_infos};
 use super::switches::{NEXT_TICK, PARALLEL_SYMBOLS};
 use super::thread_data::threads;
-use super::{labels, setup, worker};
+use super::trace_convert::owned_labels;
+use super::{labels, setup, tick_kinds, worker};
 use crate::health::Health;
 use crate::histogram::HistogramSnapshot;
-use crate::summary::{ExchangeStats, StageStats, Summary};
+use crate::summary::{ExchangeStats, StageStats, Summary, TickKindStats};
 
 /// Raw totals, before the reset baseline is subtracted.
 #[derive(Clone, Default)]
 struct Raw {
     hists: Vec<Option<HistogramSnapshot>>,
     cancelled: Vec<u64>,
+    errors: Vec<u64>,
+    misses: Vec<u64>,
     counts: Counts,
     guard_trips: Vec<(String, u64)>,
 }
 
 fn read_raw() -> Raw {
     let nkeys = key_count();
-    let mut raw = Raw { hists: vec![None; nkeys], cancelled: vec![0; nkeys], ..Raw::default() };
+    let mut raw = Raw {
+        hists: vec![None; nkeys],
+        cancelled: vec![0; nkeys],
+        errors: vec![0; nkeys],
+        misses: vec![0; nkeys],
+        ..Raw::default()
+    };
     for t in threads() {
         for k in 0..nkeys {
             if let Some(cell) = t.cell_if_any(k) {
                 cell.hist.read_into(raw.hists[k].get_or_insert_with(HistogramSnapshot::new));
                 raw.cancelled[k] += cell.cancelled.load(Relaxed);
+                raw.errors[k] += cell.errors.load(Relaxed);
+                raw.misses[k] += cell.misses.load(Relaxed);
             }
         }
     }
@@ -51,8 +62,12 @@ pub(crate) fn summary() -> Summary {
                 h.subtract(b);
             }
         }
-        for (k, c) in raw.cancelled.iter_mut().enumerate() {
-            *c = c.saturating_sub(base.cancelled.get(k).copied().unwrap_or(0));
+        for (now, then) in
+            [(&mut raw.cancelled, &base.cancelled), (&mut raw.errors, &base.errors), (&mut raw.misses, &base.misses)]
+        {
+            for (k, c) in now.iter_mut().enumerate() {
+                *c = c.saturating_sub(then.get(k).copied().unwrap_or(0));
+            }
         }
         raw.counts = raw.counts.since(&base.counts);
         for (reason, n) in raw.guard_trips.iter_mut() {
@@ -69,6 +84,7 @@ fn build_summary(raw: Raw) -> Summary {
     let infos = key_infos();
     let mut stages = Vec::new();
     let mut exchange = Vec::new();
+    let mut tick_kinds = Vec::new();
     for (k, h) in raw.hists.into_iter().enumerate() {
         let Some(h) = h else { continue };
         let cancelled = raw.cancelled[k];
@@ -76,18 +92,32 @@ fn build_summary(raw: Raw) -> Summary {
             continue;
         }
         let info = infos[k];
+        let stats = |name| StageStats { errors: raw.errors[k], ..StageStats::with_cancelled(name, h, cancelled) };
         match info.kind {
-            KeyKind::Stage => stages.push(StageStats::with_cancelled(info.name.to_owned(), h, cancelled)),
+            KeyKind::Stage => stages.push(stats(info.name.to_owned())),
             KeyKind::Exchange => exchange.push(ExchangeStats {
                 verb: info.verb.to_owned(),
                 api: info.name.to_owned(),
-                stats: StageStats::with_cancelled(info.span_name(), h, cancelled),
+                labels: owned_labels(info.labels),
+                stats: stats(info.span_name()),
             }),
+            KeyKind::Tick => {
+                let stats = stats("tick_total".to_owned());
+                tick_kinds.push(TickKindStats {
+                    name: info.name.to_owned(),
+                    deadline_ms: tick_kinds::deadline_ms(k as u32),
+                    deadline_misses: raw.misses[k],
+                    deadline_miss_pct: pct(raw.misses[k], stats.count),
+                    stats,
+                });
+            }
         }
     }
     stages.sort_by(|a, b| a.name.cmp(&b.name));
-    exchange.sort_by(|a, b| (&a.verb, &a.api).cmp(&(&b.verb, &b.api)));
-    let ticks = stages.iter().find(|s| s.name == "tick_total").map_or(0, |s| s.count);
+    exchange.sort_by(|a, b| (&a.verb, &a.api, &a.labels).cmp(&(&b.verb, &b.api, &b.labels)));
+    tick_kinds.sort_by(|a, b| a.name.cmp(&b.name));
+    let ticks = stages.iter().find(|s| s.name == "tick_total").map_or(0, |s| s.count)
+        + tick_kinds.iter().map(|t| t.stats.count).sum::<u64>();
     // Every recorded span is one histogram entry: derive the count instead of keeping a counter.
     let spans_recorded = stages.iter().filter(|s| s.name != "tick_total").map(|s| s.count).sum::<u64>()
         + exchange.iter().map(|e| e.stats.count).sum::<u64>();
@@ -109,6 +139,7 @@ fn build_summary(raw: Raw) -> Summary {
         sample_rate: setup::sample_rate(),
         stages,
         exchange,
+        tick_kinds,
         guard_trips: raw.guard_trips,
         parallel_symbols: PARALLEL_SYMBOLS.load(Relaxed),
         health: Health {

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `lockfree/` | the loom-checked lock-free structures (they use only `crate::sync`) |
 //! | `switches` | the global switches every span reads (defaults hold before `init`) |
-//! | `labels`, `keys`, `site` | the guard-reason table; metric keys; call-site statics (`Site`) |
+//! | `labels`, `keys`, `tick_kinds`, `site`, `labeled` | the guard-reason table; metric keys; named tick kinds' deadlines; call-site statics (`Site`); sites of run-time label values |
 //! | `counters` | where the counters of `crate::health`'s table are counted |
 //! | `trace_record` | a kept tick as the tick thread writes it and the worker reads it |
 //! | `thread_data` | per-thread data (cells, counters, trace ring) and the thread registry |
@@ -26,6 +26,7 @@ pub(crate) mod context;
 mod counters;
 pub(crate) mod events;
 mod keys;
+pub(crate) mod labeled;
 pub(crate) mod labels;
 mod local;
 mod lockfree;
@@ -36,6 +37,7 @@ pub(crate) mod span;
 mod switches;
 mod thread_data;
 pub(crate) mod tick;
+mod tick_kinds;
 mod tick_state;
 mod trace_convert;
 mod trace_record;

@@ -9,8 +9,9 @@ use std::task::{Context, Poll};
 use super::local::local;
 use super::site::Site;
 use super::switches::ENABLED;
+use super::thread_data::Cell;
 use super::tick_state::{Mode, SpanIds, SpanOpening};
-use super::trace_record::SpanRec;
+use super::trace_record::{Outcome, SpanRec};
 use crate::clock;
 
 /// Opens a span: what it records, decided here alone.
@@ -41,15 +42,18 @@ fn open(exchange: bool) -> SpanOpening {
 /// stage of a shadow tick: exchange requests always feed theirs), and the trace of its tick if
 /// that tick is installed here.
 #[inline(always)]
-fn close(site: &'static Site, span: SpanOpening, start: u64, end: u64, cancelled: bool) {
+fn close(site: &'static Site, span: SpanOpening, start: u64, end: u64, outcome: Outcome) {
     let l = local();
     let Some(th) = l.thread_data() else { return };
     let key = site.key();
-    if cancelled {
-        let c = &th.cell(key).cancelled;
-        c.store(c.load(Relaxed) + 1, Relaxed);
+    if outcome == Outcome::Cancelled {
+        Cell::bump(&th.cell(key).cancelled);
     } else if span.mode != Mode::Shadow || site.is_exchange() {
-        th.cell(key).hist.record(clock::ticks_to_ns(end.saturating_sub(start)));
+        let cell = th.cell(key);
+        cell.hist.record(clock::ticks_to_ns(end.saturating_sub(start)));
+        if outcome == Outcome::Failed {
+            Cell::bump(&cell.errors);
+        }
     }
     if span.mode == Mode::Free {
         return;
@@ -62,7 +66,7 @@ fn close(site: &'static Site, span: SpanOpening, start: u64, end: u64, cancelled
             t.parent.set(parent);
         }
         let thread = th.ordinal.load(Relaxed);
-        t.push(SpanRec::new(key, cancelled, id, parent, thread, start, end));
+        t.push(SpanRec::new(key, outcome, id, parent, thread, start, end));
     }
 }
 
@@ -106,7 +110,19 @@ impl StageGuard {
 /// written to memory: a guard that records nothing stays a few registers.
 #[inline(never)]
 fn close_guard(site: &'static Site, tick_id: u64, start: u64, ids: SpanIds, mode: Mode, end: u64) {
-    close(site, SpanOpening { mode, tick_id, ids }, start, end, false);
+    close(site, SpanOpening { mode, tick_id, ids }, start, end, Outcome::Done);
+}
+
+impl StageGuard {
+    /// Closes the span as failed: its function returned `Err` (what the attributes expand to
+    /// for a function returning `Result`). Counted in the stage's errors, still in its histogram.
+    #[cold]
+    pub fn close_failed(self) {
+        let guard = std::mem::ManuallyDrop::new(self);
+        if guard.span.mode != Mode::Off {
+            close(guard.site, guard.span, guard.start, clock::now(), Outcome::Failed);
+        }
+    }
 }
 
 impl Drop for StageGuard {
@@ -137,19 +153,40 @@ pub(crate) enum Phase {
 /// Times a future from its first poll to its completion; a future dropped before completing is
 /// counted as cancelled (not in the latency histogram) and marked so in the trace.
 #[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct Instrumented<F> {
+pub struct Instrumented<F: Future> {
     fut: F,
     site: &'static Site,
     span: SpanOpening,
     start: u64,
     phase: Phase,
+    /// Whether an output is a failure (`Result::is_err` for a function returning `Result`).
+    failed: Option<fn(&F::Output) -> bool>,
+}
+
+impl<F: Future> std::fmt::Debug for Instrumented<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instrumented").field("site", &self.site.name()).finish_non_exhaustive()
+    }
 }
 
 impl<F: Future> Instrumented<F> {
     /// Wraps `fut`.
     pub fn new(site: &'static Site, fut: F) -> Self {
-        Instrumented { fut, site, span: SpanOpening::OFF, start: 0, phase: Phase::New }
+        Instrumented { fut, site, span: SpanOpening::OFF, start: 0, phase: Phase::New, failed: None }
+    }
+}
+
+impl<F: Future<Output: crate::__private::Outcome>> Instrumented<F> {
+    /// Wraps `fut`, whose `Err` outputs are counted as the stage's errors.
+    pub fn fallible(site: &'static Site, fut: F) -> Self {
+        Instrumented {
+            fut,
+            site,
+            span: SpanOpening::OFF,
+            start: 0,
+            phase: Phase::New,
+            failed: Some(crate::__private::Outcome::is_failure),
+        }
     }
 }
 
@@ -193,20 +230,21 @@ impl<F: Future> Future for Instrumented<F> {
         {
             t.parent.set(prev);
         }
-        if out.is_ready() {
+        if let Poll::Ready(value) = &out {
             let end = clock::now();
             this.phase = Phase::Done;
-            close(this.site, span, this.start, end, false);
+            let outcome = if this.failed.is_some_and(|failed| failed(value)) { Outcome::Failed } else { Outcome::Done };
+            close(this.site, span, this.start, end, outcome);
         }
         out
     }
 }
 
-impl<F> Drop for Instrumented<F> {
+impl<F: Future> Drop for Instrumented<F> {
     fn drop(&mut self) {
         if self.phase == Phase::Running {
             let end = clock::now();
-            close(self.site, self.span, self.start, end, true);
+            close(self.site, self.span, self.start, end, Outcome::Cancelled);
         }
     }
 }

@@ -22,6 +22,18 @@ pub(crate) struct Cell {
     pub(crate) hist: AtomicHistogram,
     /// Async stage futures dropped before completion.
     pub(crate) cancelled: AtomicU64,
+    /// Spans whose function returned `Err` (they are in the histogram too).
+    pub(crate) errors: AtomicU64,
+    /// For a `tick_total` key: ticks of that kind that missed their deadline.
+    pub(crate) misses: AtomicU64,
+}
+
+impl Cell {
+    /// Adds one to a count of this cell (only the owning thread calls it).
+    #[inline(always)]
+    pub(crate) fn bump(count: &AtomicU64) {
+        count.store(count.load(Relaxed) + 1, Relaxed);
+    }
 }
 
 /// One thread's data: a node of the thread registry, which derefs to [`PerThread`]. The node's
@@ -71,7 +83,12 @@ impl PerThread {
     #[cold]
     #[inline(never)]
     fn new_cell(&self, slot: &AtomicPtr<Cell>) -> &Cell {
-        let cell = Box::into_raw(Box::new(Cell { hist: AtomicHistogram::new(), cancelled: AtomicU64::new(0) }));
+        let cell = Box::into_raw(Box::new(Cell {
+            hist: AtomicHistogram::new(),
+            cancelled: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }));
         // Release: readers that see the pointer see the zeroed histogram.
         slot.store(cell, Release);
         // SAFETY: just allocated and never freed.

@@ -7,15 +7,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
 use super::counters::Counter;
-use super::keys::TICK_TOTAL;
 use super::local::{Local, local};
 use super::site::Site;
 use super::span::{Phase, StageGuard};
-use super::switches::{CAPTURE_SLOW, DEADLINE_NS, ENABLED, NEXT_TICK, SAMPLE_THRESHOLD, SLOW_QUANTILE_NS};
-use super::thread_data::ThreadData;
+use super::switches::{CAPTURE_SLOW, ENABLED, NEXT_TICK, SAMPLE_THRESHOLD, SLOW_QUANTILE_NS};
+use super::thread_data::{Cell, ThreadData};
 use super::tick_state::{Mode, TickState};
 use super::trace_record::{RawTrace, SpanRec, trim};
-use super::{counters, lockfree, worker};
+use super::{counters, lockfree, tick_kinds, worker};
 use crate::clock;
 use crate::summary::KeepReason;
 
@@ -56,16 +55,23 @@ fn warm_up(th: &ThreadData, state: &TickState) {
     }
 }
 
-/// Ends a tick: tick_total, deadline, counters, and the trace if sampled or slow.
-fn finish_tick(l: &Local, state: &TickState, end: u64) {
+/// Ends a tick: tick_total, deadline, counters, and the trace if sampled or slow. `failed`: the
+/// tick's function returned `Err` (counted in tick_total's errors; the tick stays in tick_total).
+fn finish_tick(l: &Local, state: &TickState, end: u64, failed: bool) {
     let Some(th) = l.thread_data() else { return };
     let counts = &th.counters;
     let total_ns = clock::ticks_to_ns(end.saturating_sub(state.start));
-    th.cell(TICK_TOTAL).hist.record(total_ns);
+    let total_key = state.site.total_key();
+    let cell = th.cell(total_key);
+    cell.hist.record(total_ns);
+    if failed {
+        Cell::bump(&cell.errors);
+    }
     counts.bump(Counter::TickNs, total_ns);
-    let missed = total_ns > DEADLINE_NS.load(Relaxed);
+    let missed = total_ns > tick_kinds::deadline_ns(total_key);
     if missed {
         counts.bump(Counter::DeadlineMisses, 1);
+        Cell::bump(&cell.misses);
     }
     let shared = state.shared.borrow_mut().take();
     let remote = shared.as_ref().map(|s| s.close()).unwrap_or_default();
@@ -102,7 +108,7 @@ fn finish_tick(l: &Local, state: &TickState, end: u64) {
     let thread = th.ordinal.load(Relaxed);
     let fill = |t: &mut RawTrace| {
         (t.tick_id, t.site, t.reason, t.start, t.end) = (state.tick_id, state.site, reason, state.start, end);
-        (t.missed, t.partial, t.dropped, t.cap) = (missed, partial, dropped, state.cap as usize);
+        (t.missed, t.partial, t.failed, t.dropped, t.cap) = (missed, partial, failed, dropped, state.cap as usize);
         (t.remote, t.annotations, t.thread) = (remote, annotations, thread);
         // The kept spans go into the slot; the slot's previous span buffer (read by the worker
         // by now) comes back as this thread's, capacity and all.
@@ -150,31 +156,52 @@ impl TickGuard {
     }
 }
 
+impl TickGuard {
+    /// Ends the tick as failed: its function returned `Err` (what `#[traced_tick]` expands to
+    /// for a function returning `Result`).
+    #[cold]
+    pub fn close_failed(mut self) {
+        // Ended here; the drop that follows finds nothing left to end.
+        self.end(true);
+    }
+
+    fn end(&mut self, failed: bool) {
+        match std::mem::replace(&mut self.inner, TickInner::Off) {
+            TickInner::Active(state) => {
+                let end = clock::now();
+                // SAFETY: created by `begin` with `Box::into_raw`; this guard is its only owner.
+                let state = unsafe { Box::from_raw(state) };
+                let l = local();
+                l.uninstall(&state);
+                finish_tick(l, &state, end, failed);
+                l.give_state(state);
+            }
+            TickInner::Nested(stage) if failed => stage.close_failed(),
+            TickInner::Nested(stage) => drop(stage),
+            TickInner::Off => {}
+        }
+    }
+}
+
 impl Drop for TickGuard {
     fn drop(&mut self) {
-        if let TickInner::Active(state) = self.inner {
-            let end = clock::now();
-            // SAFETY: created by `begin` with `Box::into_raw`; this guard is its only owner.
-            let state = unsafe { Box::from_raw(state) };
-            let l = local();
-            l.uninstall(&state);
-            finish_tick(l, &state, end);
-            l.give_state(state);
-        }
+        self.end(false);
     }
 }
 
 /// The future `#[traced_tick]` wraps an async tick in: the tick is installed on whichever
 /// thread polls it, for the duration of each poll.
 #[must_use = "futures do nothing unless polled"]
-pub struct TickFuture<F> {
+pub struct TickFuture<F: Future> {
     fut: F,
     site: &'static Site,
     state: Option<Box<TickState>>,
     phase: Phase,
+    /// Whether an output is a failure (`Result::is_err` for a tick returning `Result`).
+    failed: Option<fn(&F::Output) -> bool>,
 }
 
-impl<F> std::fmt::Debug for TickFuture<F> {
+impl<F: Future> std::fmt::Debug for TickFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TickFuture").field("site", &self.site.name()).finish_non_exhaustive()
     }
@@ -182,12 +209,19 @@ impl<F> std::fmt::Debug for TickFuture<F> {
 
 // SAFETY: the tick state is only touched by the thread polling (or dropping) the future, one at a
 // time, exactly like the future's own fields; its raw pointers refer to data owned by it.
-unsafe impl<F: Send> Send for TickFuture<F> {}
+unsafe impl<F: Future + Send> Send for TickFuture<F> {}
 
 impl<F: Future> TickFuture<F> {
     /// Wraps the body of an async tick.
     pub fn new(site: &'static Site, fut: F) -> Self {
-        TickFuture { fut, site, state: None, phase: Phase::New }
+        TickFuture { fut, site, state: None, phase: Phase::New, failed: None }
+    }
+}
+
+impl<F: Future<Output: crate::__private::Outcome>> TickFuture<F> {
+    /// Wraps the body of an async tick whose `Err` outputs are counted as failed ticks.
+    pub fn fallible(site: &'static Site, fut: F) -> Self {
+        TickFuture { fut, site, state: None, phase: Phase::New, failed: Some(crate::__private::Outcome::is_failure) }
     }
 }
 
@@ -220,11 +254,11 @@ impl<F: Future> Future for TickFuture<F> {
         // SAFETY: as above.
         let out = unsafe { Pin::new_unchecked(&mut this.fut) }.poll(cx);
         drop(guard);
-        if out.is_ready() {
+        if let Poll::Ready(value) = &out {
             let end = clock::now();
             this.phase = Phase::Done;
             if let Some(state) = this.state.take() {
-                finish_tick(l, &state, end);
+                finish_tick(l, &state, end, this.failed.is_some_and(|failed| failed(value)));
                 l.give_state(state);
             }
         }
@@ -232,7 +266,7 @@ impl<F: Future> Future for TickFuture<F> {
     }
 }
 
-impl<F> Drop for TickFuture<F> {
+impl<F: Future> Drop for TickFuture<F> {
     fn drop(&mut self) {
         if let Some(state) = self.state.take() {
             let l = local();

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::keys::{KeyKind, key_infos};
+use super::keys::{KeyKind, Labels, key_infos};
 use super::thread_data::thread_name;
 use super::trace_record::{RawTrace, SpanRec};
 use crate::summary::{TickTrace, TraceSpan};
@@ -31,11 +31,13 @@ pub(crate) fn to_trace(raw: &RawTrace) -> TickTrace {
         duration_ns: raw.ticks_to_ns(raw.end.saturating_sub(raw.start)),
         deadline_missed: raw.missed,
         partial_fail: raw.partial,
+        error: raw.failed,
         annotations: raw.annotations.clone(),
         spans: spans
             .iter()
             .map(|s| {
-                let (name, kind) = match infos.get(s.key() as usize) {
+                let info = infos.get(s.key() as usize);
+                let (name, kind) = match info {
                     Some(i) if i.kind == KeyKind::Exchange => (i.span_name(), "exchange"),
                     Some(i) => (i.span_name(), "stage"),
                     None => ("?".to_owned(), "stage"),
@@ -50,6 +52,8 @@ pub(crate) fn to_trace(raw: &RawTrace) -> TickTrace {
                     end_ns: rel(s.end),
                     thread: s.thread,
                     cancelled: s.cancelled(),
+                    error: s.failed(),
+                    labels: info.map(|i| owned_labels(i.labels)).unwrap_or_default(),
                 }
             })
             .collect(),
@@ -57,4 +61,9 @@ pub(crate) fn to_trace(raw: &RawTrace) -> TickTrace {
         threads: thread_ids.into_iter().map(|t| (t, thread_name(t))).collect(),
         thread: raw.thread,
     }
+}
+
+/// Run-time labels as owned pairs.
+pub(crate) fn owned_labels(labels: Labels) -> Vec<(String, String)> {
+    labels.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
 }

@@ -4,6 +4,17 @@
 use super::site::Site;
 use crate::summary::KeepReason;
 
+/// How a span ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Outcome {
+    /// Completed (a function returning `Ok`, or one that returns no `Result`).
+    Done,
+    /// Completed with `Err`: counted in the key's errors, still in its histogram.
+    Failed,
+    /// An async stage dropped before completion: counted, not in the histogram.
+    Cancelled,
+}
+
 /// Kept traces a thread can have waiting for the worker (its ring's slots): past that the next
 /// one is dropped (counted) instead of growing memory.
 pub(crate) const TRACE_RING: usize = 256;
@@ -13,11 +24,15 @@ const KEPT_SPAN_CAPACITY: usize = 1024;
 
 /// The top bit of a [`SpanRec`]'s key: the span is an async stage dropped before completion.
 const CANCELLED: u32 = 1 << 31;
+/// The next bit: the span's function returned `Err`.
+const FAILED: u32 = 1 << 30;
+/// The flag bits (keys are below `MAX_KEYS`, far under them).
+const FLAGS: u32 = CANCELLED | FAILED;
 
 /// One closed span, as raw clock readings (converted off the hot path).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SpanRec {
-    /// Metric key; the top bit marks a cancelled async stage.
+    /// Metric key; the top bits mark a cancelled async stage and a failed one.
     key: u32,
     pub(crate) id: u32,
     pub(crate) parent: u32,
@@ -29,14 +44,23 @@ pub(crate) struct SpanRec {
 impl SpanRec {
     /// A span of metric key `key`.
     #[inline(always)]
-    pub(crate) fn new(key: u32, cancelled: bool, id: u32, parent: u32, thread: u32, start: u64, end: u64) -> Self {
-        let flag = if cancelled { CANCELLED } else { 0 };
+    pub(crate) fn new(key: u32, outcome: Outcome, id: u32, parent: u32, thread: u32, start: u64, end: u64) -> Self {
+        let flag = match outcome {
+            Outcome::Done => 0,
+            Outcome::Failed => FAILED,
+            Outcome::Cancelled => CANCELLED,
+        };
         SpanRec { key: key | flag, id, parent, thread, start, end }
     }
 
     /// The metric key.
     pub(crate) fn key(&self) -> u32 {
-        self.key & !CANCELLED
+        self.key & !FLAGS
+    }
+
+    /// Whether the span's function returned `Err`.
+    pub(crate) fn failed(&self) -> bool {
+        self.key & FAILED != 0
     }
 
     /// Whether this is an async stage dropped before completion.
@@ -64,6 +88,8 @@ pub(crate) struct RawTrace {
     pub(crate) end: u64,
     pub(crate) missed: bool,
     pub(crate) partial: bool,
+    /// The tick's function returned `Err`.
+    pub(crate) failed: bool,
     /// Spans recorded on the tick's own thread.
     pub(crate) local: Vec<SpanRec>,
     /// Spans recorded by carried work (other threads and tasks).
@@ -93,6 +119,7 @@ impl RawTrace {
             end: 0,
             missed: false,
             partial: false,
+            failed: false,
             local: Vec::new(),
             remote: Vec::new(),
             dropped: 0,

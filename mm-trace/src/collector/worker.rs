@@ -74,7 +74,9 @@ struct State {
     settings: Settings,
     ring: VecDeque<RawTrace>,
     sampled_seen: u64,
-    slow_window: (Instant, u32),
+    /// Per kind of tick (the site's address), the slow-tick rate limit's window: a fast loop's
+    /// slow ticks never use up another loop's budget. Bounded by the number of tick sites.
+    slow_windows: Vec<(usize, Instant, u32)>,
     files_written: Vec<PathBuf>,
 }
 
@@ -85,7 +87,7 @@ fn state() -> &'static Mutex<State> {
             settings: Settings::from(&TraceConfig::default()),
             ring: VecDeque::new(),
             sampled_seen: 0,
-            slow_window: (Instant::now(), 0),
+            slow_windows: Vec::new(),
             files_written: Vec::new(),
         })
     })
@@ -142,7 +144,7 @@ pub(crate) fn reset() {
     let mut st = lock();
     st.ring.clear();
     st.sampled_seen = 0;
-    st.slow_window = (Instant::now(), 0);
+    st.slow_windows.clear();
     st.files_written.clear();
 }
 
@@ -201,14 +203,23 @@ fn handle(trace: &RawTrace) {
         }
         KeepReason::Slow => {
             let now = Instant::now();
-            if now.duration_since(st.slow_window.0) >= Duration::from_secs(1) {
-                st.slow_window = (now, 0);
+            let kind = trace.site as *const _ as usize;
+            let limit = st.settings.slow_per_sec;
+            let window = match st.slow_windows.iter().position(|w| w.0 == kind) {
+                Some(i) => &mut st.slow_windows[i],
+                None => {
+                    st.slow_windows.push((kind, now, 0));
+                    st.slow_windows.last_mut().expect("just pushed")
+                }
+            };
+            if now.duration_since(window.1) >= Duration::from_secs(1) {
+                (window.1, window.2) = (now, 0);
             }
-            if st.slow_window.1 >= st.settings.slow_per_sec {
+            if window.2 >= limit {
                 counters::add(Counter::SlowTicksRateLimited, 1);
                 return;
             }
-            st.slow_window.1 += 1;
+            window.2 += 1;
             // Kept: counted here, past the rate limit, so kept + rate-limited = slow traces
             // handed over. Its file follows `capture_slow_ticks` (which made the trace), not
             // `export_golden`.

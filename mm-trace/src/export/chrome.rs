@@ -40,6 +40,7 @@ pub(crate) fn render(traces: &[TickTrace], pid: u32) -> String {
                 "reason": t.reason.as_str(),
                 "deadline_missed": t.deadline_missed,
                 "partial_fail": t.partial_fail,
+                "error": t.error,
                 "spans_dropped": t.spans_dropped,
                 "annotations": annotations,
             },
@@ -59,6 +60,8 @@ pub(crate) fn render(traces: &[TickTrace], pid: u32) -> String {
                     "span_id": s.id,
                     "parent_span_id": s.parent,
                     "cancelled": s.cancelled,
+                    "error": s.error,
+                    "labels": s.labels.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 },
             }));
         }

@@ -50,6 +50,11 @@ pub(crate) fn render(trace: &TickTrace) -> String {
         "threads": threads,
         "spans": children(&by_parent, None, &thread_no),
     });
+    let mut doc = doc;
+    if trace.error {
+        // Only when set, so the files of ticks that returned no `Err` keep their bytes.
+        doc["error"] = json!(true);
+    }
     super::to_pretty(doc)
 }
 
@@ -77,6 +82,13 @@ fn children(
             if s.cancelled {
                 m.insert("cancelled".into(), json!(true));
             }
+            if s.error {
+                m.insert("error".into(), json!(true));
+            }
+            if !s.labels.is_empty() {
+                let labels: Map<String, Value> = s.labels.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
+                m.insert("labels".into(), Value::Object(labels));
+            }
             let sub = children(by_parent, Some(s.id), thread_no);
             if !sub.is_empty() {
                 m.insert("children".into(), Value::Array(sub));
@@ -92,7 +104,18 @@ mod tests {
     use crate::summary::KeepReason;
 
     fn span(id: u32, parent: Option<u32>, name: &str, start_ns: u64, end_ns: u64, thread: u32) -> TraceSpan {
-        TraceSpan { id, parent, name: name.into(), kind: "stage", start_ns, end_ns, thread, cancelled: false }
+        TraceSpan {
+            id,
+            parent,
+            name: name.into(),
+            kind: "stage",
+            start_ns,
+            end_ns,
+            thread,
+            cancelled: false,
+            error: false,
+            labels: vec![],
+        }
     }
 
     fn trace(spans: Vec<TraceSpan>) -> TickTrace {
@@ -104,6 +127,7 @@ mod tests {
             duration_ns: 100,
             deadline_missed: false,
             partial_fail: false,
+            error: false,
             annotations: vec![],
             spans,
             spans_dropped: 0,

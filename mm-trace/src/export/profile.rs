@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::profile::{ExchangeProfile, Profile, SCHEMA, SCHEMA_VERSION, StageProfile};
-use crate::summary::Summary;
+use crate::profile::{ExchangeProfile, Profile, SCHEMA, SCHEMA_VERSION, StageProfile, TickKindProfile};
+use crate::summary::{ExchangeStats, Summary};
 
 static LABELS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
 
@@ -50,7 +50,17 @@ fn document(summary: &Summary, labels: &BTreeMap<String, String>, created_unix_m
         partial_fails: summary.partial_fails,
         partial_fail_pct: pct(summary.partial_fails, summary.ticks),
         sample_rate: Some(summary.sample_rate),
-        stages: summary.stages.iter().map(|s| (s.name.clone(), StageProfile::from_stats(s))).collect(),
+        stages: summary
+            .stages
+            .iter()
+            .map(|s| (s.name.clone(), StageProfile::from_stats(s)))
+            .chain(
+                summary
+                    .tick_kinds
+                    .iter()
+                    .map(|k| (format!("tick_total:{}", k.name), StageProfile::from_stats(&k.stats))),
+            )
+            .collect(),
         exchange: summary
             .exchange
             .iter()
@@ -58,13 +68,37 @@ fn document(summary: &Summary, labels: &BTreeMap<String, String>, created_unix_m
                 let entry = ExchangeProfile {
                     verb: e.verb.clone(),
                     api: e.api.clone(),
+                    labels: e.labels.iter().cloned().collect(),
                     stats: StageProfile::from_stats(&e.stats),
                 };
-                (format!("{} {}", e.verb, e.api), entry)
+                (exchange_entry_name(e), entry)
+            })
+            .collect(),
+        tick_kinds: summary
+            .tick_kinds
+            .iter()
+            .map(|k| {
+                let kind = TickKindProfile {
+                    ticks: k.stats.count,
+                    deadline_ms: k.deadline_ms,
+                    deadline_misses: k.deadline_misses,
+                    deadline_miss_pct: k.deadline_miss_pct,
+                };
+                (k.name.clone(), kind)
             })
             .collect(),
         guard_trips: summary.guard_trips.iter().cloned().collect(),
     }
+}
+
+/// `"VERB api"`, with run-time labels `"VERB api{venue=x}"`.
+fn exchange_entry_name(e: &ExchangeStats) -> String {
+    let mut name = format!("{} {}", e.verb, e.api);
+    if !e.labels.is_empty() {
+        let labels: Vec<String> = e.labels.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        name.push_str(&format!("{{{}}}", labels.join(",")));
+    }
+    name
 }
 
 fn pct(n: u64, of: u64) -> f64 {
@@ -106,6 +140,7 @@ mod tests {
             exchange: vec![ExchangeStats {
                 verb: "POST".into(),
                 api: "order".into(),
+                labels: vec![],
                 stats: StageStats::from_histogram("POST order", order),
             }],
             guard_trips: vec![("vol_soft".into(), 4), ("say \"hi\"".into(), 1)],

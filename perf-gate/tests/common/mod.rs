@@ -49,6 +49,7 @@ pub fn profile_json(stages: &[(&str, &StageProfile)], ticks: u64, misses: u64, p
         stages: stages.iter().map(|(name, s)| (name.to_string(), (*s).clone())).collect(),
         exchange: BTreeMap::new(),
         guard_trips: BTreeMap::new(),
+        tick_kinds: BTreeMap::new(),
     };
     serde_json::to_string_pretty(&doc).unwrap()
 }

@@ -56,7 +56,7 @@ pub fn plain_exchange(px: u64, qty: u64) -> Result<u64, String> {
 
 #[inline(never)]
 pub fn instrumented_sections(x: u64) -> u64 {
-    let _g = mm_trace::stage_guard!("guards");
+    mm_trace::stage_guard!("guards");
     mm_trace::in_stage!("spread", { x.wrapping_add(17).rotate_right(3) })
 }
 

@@ -1,0 +1,10 @@
+use mm_trace::stage;
+
+#[stage("fetch_md", err = "no")]
+fn fetch() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {
+    let _ = fetch();
+}

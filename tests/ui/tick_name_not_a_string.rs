@@ -1,0 +1,8 @@
+use mm_trace::traced_tick;
+
+#[traced_tick(name = router)]
+fn tick() {}
+
+fn main() {
+    tick();
+}
