@@ -1,8 +1,10 @@
 //! A real Prometheus server (the `prometheus` binary, Debian package `prometheus`) scrapes this
 //! process's `/metrics` endpoint on loopback; the values it stored, read back through its HTTP
-//! API, must equal what the process recorded.
+//! API, must equal what the process recorded, and its `histogram_quantile` p95 of a 6 ms loop's
+//! stages must agree with `mm_trace::summary()`.
 //!
-//! Missing binary: a notice and a pass, unless `CI=true` (then a failure).
+//! Missing binary: a notice and a pass, unless `CI=true` (then a failure). The tests share the
+//! global collector and the test clock, so they run one at a time (`SERIAL`).
 
 mod support;
 
@@ -10,6 +12,7 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mm_trace::__private::{Site, StageGuard, TickGuard};
@@ -17,6 +20,7 @@ use mm_trace::{TraceConfig, test_clock};
 use serde_json::Value;
 use support::{Exposition, TempDir, http_raw, require_tool};
 
+static SERIAL: Mutex<()> = Mutex::new(());
 static TICK: Site = Site::tick("tick");
 static FETCH_MD: Site = Site::stage("fetch_md");
 static POST_ORDER: Site = Site::exchange("POST", "order");
@@ -161,17 +165,26 @@ fn record(first: u64, n: u64, miss: u64) {
     test_clock::uninstall();
 }
 
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The trace worker measures its span cost with the clock once: not from the test clock.
+fn wait_for_worker() {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mm_trace::summary().health.span_cost_ns <= 0.0 {
+        assert!(Instant::now() < deadline, "trace worker never measured its span cost");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn prometheus_stores_exactly_what_the_process_recorded() {
     let Some(binary) = require_tool("prometheus") else { return };
+    let _serial = serial();
     mm_trace::init(TraceConfig { sample_rate: 1.0, export_golden: false, ..Default::default() }).unwrap();
     mm_trace::reset();
-    // The trace worker measures its span cost with the clock once: not from the test clock.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while mm_trace::summary().health.span_cost_ns <= 0.0 {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_worker();
     let server = mm_trace::serve_metrics("127.0.0.1:0").unwrap();
     let dir = TempDir::new("prometheus");
     let t0 = Instant::now();
@@ -238,6 +251,146 @@ fn prometheus_stores_exactly_what_the_process_recorded() {
         "prometheus: {compared} series equal after {:?}; tick_total p50 via histogram_quantile = {p50} ms",
         t0.elapsed()
     );
+    drop(prom);
+    drop(server);
+}
+
+/// Issue "Fit users' loops, not the demo's": a loop with a 6 ms deadline whose stages range from
+/// tens of microseconds to milliseconds (test clock, seeded durations). PromQL's p95 of every
+/// stage, of tick_total and of the exchange request, computed by a real Prometheus with the
+/// README's query, must be within 10% of `summary()`'s p95. With the first bucket set (5 and
+/// 10 ms around the deadline, 0.05 and 0.1 ms around `decode`) they were off by up to 50%.
+mod six_ms_loop {
+    use mm_trace::{exchange_req, stage, test_clock, traced_tick};
+
+    /// SplitMix64 and Box-Muller: the same durations on every run.
+    pub struct Rng(pub u64);
+
+    impl Rng {
+        fn unit(&mut self) -> f64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (((z ^ (z >> 31)) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        }
+
+        fn lognormal_ns(&mut self, median_ms: f64, sigma: f64) -> u64 {
+            let normal = (-2.0 * self.unit().ln()).sqrt() * (std::f64::consts::TAU * self.unit()).cos();
+            (median_ms * 1e6 * (sigma * normal).exp()) as u64
+        }
+    }
+
+    /// The stages, the exchange request and tick_total (which sums them, about 3 to 8 ms).
+    pub const SERIES: &[&str] = &["decode", "spread", "guards", "fetch_md", "tick_total"];
+
+    #[traced_tick]
+    pub fn tick(rng: &mut Rng) {
+        decode(rng.lognormal_ns(0.06, 0.3)); // ~60 us
+        spread(rng.lognormal_ns(0.35, 0.5)); // ~0.35 ms, wide
+        guards((0.8 + 0.8 * rng.unit()) * 1e6); // uniform 0.8 .. 1.6 ms
+        let slow_venue = rng.unit() < 0.08;
+        fetch_md(rng.lognormal_ns(1.8, 0.2) * if slow_venue { 5 } else { 2 } / 2); // bimodal
+        place(rng.lognormal_ns(0.9, 0.4));
+    }
+
+    #[stage("decode")]
+    fn decode(ns: u64) {
+        test_clock::advance(ns);
+    }
+
+    #[stage("spread")]
+    fn spread(ns: u64) {
+        test_clock::advance(ns);
+    }
+
+    #[stage("guards")]
+    fn guards(ns: f64) {
+        test_clock::advance(ns as u64);
+    }
+
+    #[stage("fetch_md")]
+    fn fetch_md(ns: u64) {
+        test_clock::advance(ns);
+    }
+
+    #[exchange_req(verb = "POST", api = "order")]
+    fn place(ns: u64) {
+        test_clock::advance(ns);
+    }
+}
+
+#[test]
+fn promql_p95_of_a_6ms_loop_agrees_with_the_summary() {
+    use six_ms_loop::{Rng, SERIES, tick};
+    let Some(binary) = require_tool("prometheus") else { return };
+    let _serial = serial();
+    let cfg = TraceConfig::from_yaml_str(
+        "bot:\n  symbols: [BTC-USD]\ntrace:\n  deadline_ms: 6\n  sample_rate: 0.25\n  export_golden: false\n",
+    )
+    .unwrap();
+    mm_trace::init(cfg).unwrap();
+    mm_trace::reset();
+    wait_for_worker();
+
+    // A few ticks first, so that every series exists when Prometheus first scrapes: rate() then
+    // covers the loop below (a series' first sample is where its rate starts).
+    let mut rng = Rng(0x6_000_000);
+    test_clock::install(100);
+    while SERIES.iter().any(|s| mm_trace::summary().stage(s).is_none()) {
+        tick(&mut rng);
+    }
+    test_clock::uninstall();
+    let warm_up = mm_trace::summary().ticks;
+    let server = mm_trace::serve_metrics("127.0.0.1:0").unwrap();
+    let dir = TempDir::new("prometheus-6ms");
+    let mut prom = Prometheus::start(&binary, dir.path(), server.local_addr());
+    let count_is = |n: u64| move |r: &BTreeMap<Vec<(String, String)>, f64>| r.values().any(|v| *v == n as f64);
+    prom.wait_for("mm_ticks_total", Duration::from_secs(60), count_is(warm_up));
+
+    test_clock::install(100);
+    for _ in 0..20_000 {
+        tick(&mut rng);
+    }
+    test_clock::uninstall();
+    let s = mm_trace::summary();
+    assert!(s.deadline_misses > 0 && s.deadline_miss_pct < 50.0, "a 6 ms loop that sometimes misses: {s:?}");
+    prom.wait_for("mm_ticks_total", Duration::from_secs(60), count_is(s.ticks));
+    for name in SERIES {
+        let count = s.stage(name).unwrap().count;
+        prom.wait_for(
+            &format!("mm_stage_duration_ms_count{{stage=\"{name}\"}}"),
+            Duration::from_secs(30),
+            count_is(count),
+        );
+    }
+
+    let by = |prom: &mut Prometheus, q: &str, label: &str| -> BTreeMap<String, f64> {
+        let r = prom.query(q).unwrap();
+        r.into_iter()
+            .map(|(labels, v)| (labels.into_iter().find(|(k, _)| k == label).map(|(_, v)| v).unwrap_or_default(), v))
+            .collect()
+    };
+    let readme = "histogram_quantile(0.95, sum by (le, stage) (rate(mm_stage_duration_ms_bucket[5m])))";
+    let cumulative = "histogram_quantile(0.95, sum by (le, stage) (mm_stage_duration_ms_bucket))";
+    let exchange = "histogram_quantile(0.95, sum by (le, verb, api) (rate(mm_exchange_req_ms_bucket[5m])))";
+    let (rated, whole, ex) =
+        (by(&mut prom, readme, "stage"), by(&mut prom, cumulative, "stage"), by(&mut prom, exchange, "api"));
+    let mut rows: Vec<(String, f64, f64, f64)> = SERIES
+        .iter()
+        .map(|name| (name.to_string(), s.stage(name).unwrap().p95_ms, rated[*name], whole[*name]))
+        .collect();
+    let order = &s.exchange.iter().find(|e| e.api == "order").unwrap().stats;
+    rows.push(("POST order".into(), order.p95_ms, ex["order"], ex["order"]));
+    eprintln!("{:<12} {:>10} {:>12} {:>8} {:>14}", "series", "summary", "PromQL rate", "error", "cumulative");
+    for (name, want, got, whole) in &rows {
+        let err = (got - want).abs() / want;
+        eprintln!("{name:<12} {want:>8.4}ms {got:>10.4}ms {:>7.2}% {whole:>12.4}ms", err * 100.0);
+    }
+    for (name, want, got, whole) in rows {
+        assert!((got - want).abs() <= 0.10 * want, "{name}: PromQL p95 {got} ms vs summary {want} ms");
+        assert!((whole - want).abs() <= 0.10 * want, "{name}: PromQL p95 (no rate) {whole} ms vs summary {want} ms");
+    }
     drop(prom);
     drop(server);
 }

@@ -15,6 +15,22 @@ use serde_norway::Value;
 /// let in_code = TraceConfig { sample_rate: 1.0, ..Default::default() };
 /// assert!(in_code.validate().is_ok());
 /// ```
+///
+/// It is also `Deserialize`, so it can be a field of an application's own config; the same
+/// parser and checks run, and their message is the deserializer's error:
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// struct AppConfig {
+///     trace: mm_trace::TraceConfig,
+///     symbols: Vec<String>,
+/// }
+/// let yaml = "symbols: [BTC-USD]\ntrace:\n  deadline_ms: 6\n";
+/// let app: AppConfig = serde_norway::from_str(yaml).unwrap();
+/// assert_eq!(app.trace.deadline_ms, 6.0);
+/// let bad = serde_norway::from_str::<AppConfig>("symbols: []\ntrace:\n  sample_rat: 0.5\n");
+/// assert!(bad.err().unwrap().to_string().contains("did you mean `sample_rate`?"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceConfig {
     /// Runtime switch; `false` leaves one predictable branch per stage.
@@ -50,6 +66,12 @@ pub struct TraceConfig {
     pub max_annotations_per_tick: usize,
     /// Prometheus names and values in base units (`mm_stage_duration_seconds`, seconds).
     pub prometheus_base_units: bool,
+    /// Upper bounds in milliseconds of the Prometheus buckets (`le`) of every duration histogram;
+    /// `None`: [`crate::histogram::PROMETHEUS_BOUNDS_MS`], dense enough for loops from 50 µs to
+    /// 10 s. Each from 0.000001 (1 ns) to 3600000 (1 h), strictly increasing, 1 to 128 of them
+    /// (each is one series per stage); counted as
+    /// [`HistogramSnapshot::prometheus_cumulative_at`](crate::HistogramSnapshot::prometheus_cumulative_at) describes.
+    pub prometheus_buckets_ms: Option<Vec<f64>>,
     /// Write `perf_profile.json` here on [`crate::shutdown`].
     pub profile_on_shutdown: Option<PathBuf>,
 }
@@ -76,6 +98,10 @@ pub(crate) mod defaults {
 pub(crate) const MAX_LABEL_CARDINALITY_CAP: usize = 256;
 /// Most annotations one tick's trace can keep.
 pub(crate) const MAX_ANNOTATIONS_CAP: usize = 65_536;
+/// Most bounds `prometheus_buckets_ms` may list: each is one series per stage and label set.
+pub(crate) const MAX_PROMETHEUS_BUCKETS: usize = 128;
+/// Range of one Prometheus bound, ms: the internal histogram resolves 1 ns and tracks 73 minutes.
+const PROMETHEUS_BOUND_RANGE_MS: std::ops::RangeInclusive<f64> = 0.000_001..=3_600_000.0;
 
 /// Milliseconds to whole nanoseconds (saturating), as the deadline switch stores them.
 pub(crate) const fn ms_to_ns(ms: f64) -> u64 {
@@ -99,6 +125,7 @@ impl Default for TraceConfig {
             label_cardinality_cap: defaults::LABEL_CARDINALITY_CAP,
             max_annotations_per_tick: defaults::MAX_ANNOTATIONS_PER_TICK,
             prometheus_base_units: false,
+            prometheus_buckets_ms: None,
             profile_on_shutdown: None,
         }
     }
@@ -115,8 +142,9 @@ pub struct ConfigIssue {
     pub allowed: String,
 }
 
-/// A rejected configuration: unreadable file, invalid YAML, or keys with bad values.
-#[derive(Debug)]
+/// A rejected configuration: unreadable file, invalid YAML, no `trace:` section, or keys with bad
+/// values. `Debug` prints the same message as `Display`, so `fn main() -> Result<(), Box<dyn Error>>`
+/// with `?` shows it readably.
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
@@ -126,41 +154,84 @@ pub enum ConfigError {
         /// What the operating system said.
         source: std::io::Error,
     },
-    /// The text is not YAML, or `trace:` is not a mapping.
+    /// The text is not YAML, or not a mapping of sections.
     Syntax {
         /// Where the text came from.
         origin: String,
         /// The parser's message.
         message: String,
     },
+    /// The document has no `trace` key (only the `trace:` section is read; an empty `trace:`
+    /// gives the defaults).
+    MissingSection {
+        /// Where the text came from.
+        origin: String,
+        /// The top-level keys found instead, in document order (empty: an empty document).
+        found: Vec<String>,
+        /// The found key that looks like a misspelt `trace` (`Trace`, `traec`), if any.
+        near_miss: Option<String>,
+    },
     /// Every bad key at once.
     Invalid {
-        /// Where the text came from (a path, or `<in code>`).
+        /// Where the text came from (a path, `<yaml>`, `<in code>`, or empty inside a deserializer).
         origin: String,
         /// One entry per bad key.
         issues: Vec<ConfigIssue>,
     },
 }
 
+/// `origin: ` before a message, or nothing for an empty origin (inside a deserializer, which
+/// adds its own position).
+struct At<'a>(&'a str);
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() { Ok(()) } else { write!(f, "{}: ", self.0) }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const DEFAULTS: &str = "an empty `trace:` or `trace: {}` gives the defaults";
         match self {
             ConfigError::Io { path, source } => {
                 write!(f, "{}: cannot read config: {source}", path.display())
             }
             ConfigError::Syntax { origin, message } => {
-                write!(f, "{origin}: invalid YAML: {message}")
+                write!(f, "{}invalid YAML: {message}", At(origin))
+            }
+            ConfigError::MissingSection { origin, found, near_miss } => {
+                write!(f, "{}no `trace:` section", At(origin))?;
+                if found.is_empty() {
+                    return write!(f, " (the document is empty): add a `trace:` section ({DEFAULTS})");
+                }
+                let keys: Vec<String> = found.iter().map(|k| format!("`{k}`")).collect();
+                write!(f, "; found top-level keys {}", keys.join(", "))?;
+                match near_miss {
+                    Some(k) => write!(
+                        f,
+                        ": did you mean `trace`? (only the `trace:` section is read, so `{k}` is ignored; {DEFAULTS})"
+                    ),
+                    None => write!(f, ": add a `trace:` section ({DEFAULTS}; other sections are ignored)"),
+                }
             }
             ConfigError::Invalid { origin, issues } => {
                 for (i, issue) in issues.iter().enumerate() {
                     if i > 0 {
                         f.write_str("; ")?;
                     }
-                    write!(f, "{origin}: {} = {}: {}", issue.key, issue.value, issue.allowed)?;
+                    write!(f, "{}{} = {}: {}", At(origin), issue.key, issue.value, issue.allowed)?;
                 }
                 Ok(())
             }
         }
+    }
+}
+
+/// The message, as `Display` gives it: what `main` returning `Err` and `unwrap` print.
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -188,18 +259,30 @@ const KEYS: &[&str] = &[
     "label_cardinality_cap",
     "max_annotations_per_tick",
     "prometheus_base_units",
+    "prometheus_buckets_ms",
     "profile_on_shutdown",
 ];
 
 impl TraceConfig {
-    /// Reads the `trace:` section of a YAML file; other top-level sections are ignored.
+    /// Reads the `trace:` section of a YAML file; other top-level sections are ignored. A file
+    /// without a `trace` key is an error ([`ConfigError::MissingSection`]); an empty `trace:`
+    /// gives the defaults.
     pub fn from_yaml_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Reads the `trace:` section of YAML text; other top-level sections are ignored.
+    /// Reads the `trace:` section of YAML text; other top-level sections are ignored. Text
+    /// without a `trace` key (empty, or only other sections) is an error naming the keys found
+    /// and, for a near miss such as `Trace:` or `traec:`, suggesting `trace`.
+    ///
+    /// ```
+    /// use mm_trace::TraceConfig;
+    /// assert_eq!(TraceConfig::from_yaml_str("bot: {}\ntrace:\n").unwrap(), TraceConfig::default());
+    /// let e = TraceConfig::from_yaml_str("bot: {}\ntraec:\n  sample_rate: 0.5\n").unwrap_err();
+    /// assert!(e.to_string().contains("found top-level keys `bot`, `traec`: did you mean `trace`"), "{e}");
+    /// ```
     pub fn from_yaml_str(text: &str) -> Result<Self, ConfigError> {
         Self::parse(text, "<yaml>")
     }
@@ -211,32 +294,44 @@ impl TraceConfig {
         } else {
             serde_norway::from_str(text).map_err(|e| syntax(e.to_string()))?
         };
-        let section = match &doc {
-            Value::Null => return Ok(Self::default()),
+        let missing = |found: Vec<String>| {
+            let near_miss = found
+                .iter()
+                .filter_map(|k| distance_if_near(k, "trace").map(|d| (d, k)))
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, k)| k.clone());
+            ConfigError::MissingSection { origin: origin.to_owned(), found, near_miss }
+        };
+        match &doc {
+            Value::Null => Err(missing(Vec::new())),
             Value::Mapping(m) => match m.get("trace") {
-                None | Some(Value::Null) => return Ok(Self::default()),
-                Some(Value::Mapping(s)) => s.clone(),
-                Some(other) => {
-                    return Err(ConfigError::Invalid {
-                        origin: origin.to_owned(),
-                        issues: vec![ConfigIssue {
-                            key: "trace".into(),
-                            value: show(other),
-                            allowed: "must be a mapping of trace settings".into(),
-                        }],
-                    });
-                }
+                Some(section) => Self::from_section(section, origin),
+                None => Err(missing(m.keys().map(|k| k.as_str().map_or_else(|| show(k), str::to_owned)).collect())),
             },
+            other => Err(syntax(format!("the document must be a mapping with a `trace:` key, found {}", show(other)))),
+        }
+    }
+
+    /// Reads the value of the `trace` key (`null`: the defaults), then [`validate`](Self::validate)s.
+    fn from_section(section: &Value, origin: &str) -> Result<Self, ConfigError> {
+        let section = match section {
+            Value::Null => return Ok(Self::default()),
+            Value::Mapping(s) => s,
             other => {
-                return Err(syntax(format!(
-                    "the document must be a mapping with a `trace:` key, found {}",
-                    show(other)
-                )));
+                return Err(ConfigError::Invalid {
+                    origin: origin.to_owned(),
+                    issues: vec![ConfigIssue {
+                        key: "trace".into(),
+                        value: show(other),
+                        allowed: "must be a mapping of trace settings".into(),
+                    }],
+                });
             }
         };
         let mut cfg = Self::default();
         let mut issues = Vec::new();
-        for (k, v) in &section {
+        let mut not_numbers = Vec::new();
+        for (k, v) in section {
             let Some(key) = k.as_str() else {
                 issues.push(ConfigIssue {
                     key: format!("trace.{}", show(k)),
@@ -310,9 +405,41 @@ impl TraceConfig {
                     Value::String(s) if !s.is_empty() => cfg.profile_on_shutdown = Some(PathBuf::from(s)),
                     _ => bad("must be a non-empty path string or null"),
                 },
-                _ => bad(&format!("unknown key; allowed keys: {}", KEYS.join(", "))),
+                "prometheus_buckets_ms" => match v {
+                    Value::Null => cfg.prometheus_buckets_ms = None,
+                    Value::Sequence(items) => {
+                        let bounds: Vec<Option<f64>> =
+                            items.iter().map(|x| if let Value::Number(n) = x { n.as_f64() } else { None }).collect();
+                        let mut all = true;
+                        for (i, (item, bound)) in items.iter().zip(&bounds).enumerate() {
+                            if bound.is_none() {
+                                all = false;
+                                not_numbers.push(ConfigIssue {
+                                    key: format!("trace.prometheus_buckets_ms[{i}]"),
+                                    value: show(item),
+                                    allowed: "must be a number of milliseconds".into(),
+                                });
+                            }
+                        }
+                        if all {
+                            cfg.prometheus_buckets_ms = Some(bounds.into_iter().flatten().collect());
+                        }
+                    }
+                    _ => bad("must be a list of bucket upper bounds in milliseconds (e.g. [1, 2.5, 5, 10]), \
+                              or null for the defaults"),
+                },
+                _ => {
+                    let hint = KEYS
+                        .iter()
+                        .filter_map(|known| distance_if_near(key, known).map(|d| (d, known)))
+                        .min_by_key(|(d, _)| *d)
+                        .map(|(_, known)| format!(" did you mean `{known}`?"))
+                        .unwrap_or_default();
+                    bad(&format!("unknown key;{hint} allowed keys: {}", KEYS.join(", ")))
+                }
             }
         }
+        issues.append(&mut not_numbers);
         if let Err(ConfigError::Invalid { issues: more, .. }) = cfg.validate() {
             for m in more {
                 if !issues.iter().any(|i| i.key == m.key) {
@@ -388,8 +515,72 @@ impl TraceConfig {
             "must be a whole number from 0 to 65536",
         );
         check(!self.golden_dir.as_os_str().is_empty(), "golden_dir", String::new(), "must be a non-empty path");
+        if let Some(bounds) = &self.prometheus_buckets_ms {
+            check(
+                (1..=MAX_PROMETHEUS_BUCKETS).contains(&bounds.len()),
+                "prometheus_buckets_ms",
+                format!("a list of {} bounds", bounds.len()),
+                "must list 1 to 128 bucket bounds (each is one series per stage)",
+            );
+            for (i, &b) in bounds.iter().enumerate() {
+                let key = format!("prometheus_buckets_ms[{i}]");
+                if !PROMETHEUS_BOUND_RANGE_MS.contains(&b) {
+                    check(
+                        false,
+                        &key,
+                        b.to_string(),
+                        "must be a number of milliseconds from 0.000001 (1 ns) to 3600000 (1 h)",
+                    );
+                } else if let Some(&prev) = i.checked_sub(1).and_then(|p| bounds.get(p)) {
+                    check(
+                        b > prev,
+                        &key,
+                        b.to_string(),
+                        &format!("must be above the bound before it ({prev}): bounds are strictly increasing"),
+                    );
+                }
+            }
+        }
         if issues.is_empty() { Ok(()) } else { Err(ConfigError::Invalid { origin: "<in code>".into(), issues }) }
     }
+}
+
+/// Reads the value of a `trace` field through the same parser and checks as
+/// [`TraceConfig::from_yaml_str`] (`null`: the defaults); a rejected value is the deserializer's
+/// custom error with the usual message (`trace.sample_rate = 1.5: must be …`).
+impl<'de> serde::Deserialize<'de> for TraceConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let section = <Value as serde::Deserialize>::deserialize(deserializer)?;
+        Self::from_section(&section, "").map_err(serde::de::Error::custom)
+    }
+}
+
+/// How far `word` is from `known` (case-insensitive edit distance, a swap of neighbours counting
+/// one), when it is near enough to suggest: within a third of `known`'s length (at least 1), or
+/// one a prefix of the other with at least 4 letters in common (`deadline` for `deadline_ms`).
+fn distance_if_near(word: &str, known: &str) -> Option<usize> {
+    let (a, b): (Vec<char>, Vec<char>) = (word.to_lowercase().chars().collect(), known.chars().collect());
+    let d = edit_distance(&a, &b);
+    let prefix = a.len().min(b.len()) >= 4 && (a.starts_with(&b) || b.starts_with(&a));
+    (d <= (b.len() / 3).max(1) || prefix).then_some(d)
+}
+
+/// Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+/// neighbouring characters each cost one.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut rows: Vec<Vec<usize>> = (0..=a.len()).map(|i| vec![i; b.len() + 1]).collect();
+    rows[0] = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = d;
+        }
+    }
+    rows[a.len()][b.len()]
 }
 
 fn show(v: &Value) -> String {
@@ -472,8 +663,205 @@ mod tests {
     fn defaults_and_other_sections_ignored() {
         let cfg = TraceConfig::from_yaml_str("bot:\n  symbols: [A, B]\ntrace:\n  sample_rate: 0.2\n").unwrap();
         assert_eq!(cfg, TraceConfig::default());
-        assert_eq!(TraceConfig::from_yaml_str("").unwrap(), TraceConfig::default());
-        assert_eq!(TraceConfig::from_yaml_str("other: 1\n").unwrap(), TraceConfig::default());
+        // An empty `trace:` section (null) or an empty mapping: the defaults.
+        for yaml in ["trace:\n", "trace: {}\n", "bot: 1\ntrace:\n", "trace: ~\n"] {
+            assert_eq!(TraceConfig::from_yaml_str(yaml).unwrap(), TraceConfig::default(), "{yaml:?}");
+        }
+    }
+
+    /// Issue "Fit users' loops, not the demo's": a misspelt or missing `trace` section silently
+    /// gave the defaults (a 200 ms deadline for a 6 ms loop); now it is an error naming the keys
+    /// found, suggesting `trace` for a near miss.
+    mod issue_fit_users_loops {
+        use super::*;
+
+        fn missing(yaml: &str) -> (String, Vec<String>, Option<String>) {
+            match TraceConfig::from_yaml_str(yaml) {
+                Err(e @ ConfigError::MissingSection { .. }) => {
+                    let msg = e.to_string();
+                    let ConfigError::MissingSection { found, near_miss, .. } = e else { unreachable!() };
+                    (msg, found, near_miss)
+                }
+                other => panic!("{yaml:?}: expected MissingSection, got {other:?}"),
+            }
+        }
+
+        #[test]
+        fn misspelt_trace_section_is_an_error_suggesting_trace() {
+            for (yaml, key) in [
+                ("traec:\n  sample_rate: 0.5\n", "traec"),
+                ("Trace:\n  deadline_ms: 6\n", "Trace"),
+                ("bot:\n  symbols: [A]\nTRACE: {}\n", "TRACE"),
+                ("bot: {}\ntraces:\n  enabled: true\n", "traces"),
+                ("trac:\n  enabled: true\n", "trac"),
+            ] {
+                let (msg, found, near_miss) = missing(yaml);
+                assert_eq!(near_miss.as_deref(), Some(key), "{yaml:?}");
+                assert!(found.contains(&key.to_owned()), "{found:?}");
+                assert!(msg.starts_with("<yaml>: no `trace:` section; found top-level keys "), "{msg}");
+                assert!(msg.contains(&format!("`{key}`: did you mean `trace`?")), "{msg}");
+                assert!(msg.contains("an empty `trace:` or `trace: {}` gives the defaults"), "{msg}");
+            }
+            let (msg, _, _) = missing("bot:\n  symbols: [A]\ntraec:\n  sample_rate: 0.5\n");
+            assert_eq!(
+                msg,
+                "<yaml>: no `trace:` section; found top-level keys `bot`, `traec`: did you mean `trace`? \
+                 (only the `trace:` section is read, so `traec` is ignored; an empty `trace:` or `trace: {}` \
+                 gives the defaults)"
+            );
+        }
+
+        #[test]
+        fn no_trace_section_is_an_error_naming_what_was_found() {
+            let (msg, found, near_miss) = missing("bot:\n  symbols: [A, B]\nexchange:\n  venue: x\n");
+            assert_eq!(found, ["bot", "exchange"]);
+            assert_eq!(near_miss, None);
+            assert_eq!(
+                msg,
+                "<yaml>: no `trace:` section; found top-level keys `bot`, `exchange`: add a `trace:` section \
+                 (an empty `trace:` or `trace: {}` gives the defaults; other sections are ignored)"
+            );
+            for empty in ["", "\n", "# only a comment\n", "---\n"] {
+                let (msg, found, _) = missing(empty);
+                assert!(found.is_empty());
+                assert_eq!(
+                    msg,
+                    "<yaml>: no `trace:` section (the document is empty): add a `trace:` section \
+                     (an empty `trace:` or `trace: {}` gives the defaults)",
+                    "{empty:?}"
+                );
+            }
+            let (msg, found, _) = missing("{}\n");
+            assert!(found.is_empty() && msg.contains("add a `trace:` section"), "{msg}");
+            // Not a key anyone would take for `trace`: no suggestion.
+            assert_eq!(missing("tracing: {}\nbot: 1\n").2, None);
+            let path = std::env::temp_dir().join(format!("mm-trace-config-{}.yaml", std::process::id()));
+            std::fs::write(&path, "Trace:\n  sample_rate: 0.5\n").unwrap();
+            let e = TraceConfig::from_yaml_file(&path).unwrap_err();
+            std::fs::remove_file(&path).unwrap();
+            assert!(e.to_string().starts_with(&format!("{}: no `trace:` section", path.display())), "{e}");
+        }
+
+        #[test]
+        fn unknown_keys_get_did_you_mean() {
+            for (key, want) in [
+                ("sample_rat", "sample_rate"),
+                ("Sample_Rate", "sample_rate"),
+                ("samplerate", "sample_rate"),
+                ("deadline", "deadline_ms"),
+                ("dedline_ms", "deadline_ms"),
+                ("enable", "enabled"),
+                ("golden_dri", "golden_dir"),
+                ("prometheus_bucket_ms", "prometheus_buckets_ms"),
+                ("max_spans", "max_spans_per_tick"),
+            ] {
+                let e = TraceConfig::from_yaml_str(&format!("trace:\n  {key}: 1\n")).unwrap_err();
+                let msg = e.to_string();
+                assert!(
+                    msg.starts_with(&format!(
+                        "<yaml>: trace.{key} = 1: unknown key; did you mean `{want}`? allowed keys: enabled, sample_rate, "
+                    )),
+                    "{key}: {msg}"
+                );
+            }
+            let e = TraceConfig::from_yaml_str("trace:\n  colour: red\n").unwrap_err();
+            assert!(e.to_string().contains("trace.colour = \"red\": unknown key; allowed keys: enabled,"), "{e}");
+        }
+
+        #[test]
+        fn debug_reads_like_display() {
+            let errors = [
+                TraceConfig::from_yaml_str("traec: {}\n").unwrap_err(),
+                TraceConfig::from_yaml_str("trace:\n  sample_rate: 2\n  colour: red\n").unwrap_err(),
+                TraceConfig::from_yaml_str("trace: [1, 2\n").unwrap_err(),
+                TraceConfig::from_yaml_file("/nonexistent/config.yaml").unwrap_err(),
+                TraceConfig { deadline_ms: 0.0, ..Default::default() }.validate().unwrap_err(),
+            ];
+            for e in errors {
+                assert_eq!(format!("{e:?}"), e.to_string());
+                // What `fn main() -> Result<(), Box<dyn Error>>` prints after `Error: `.
+                let boxed: Box<dyn std::error::Error> = Box::new(e);
+                assert_eq!(format!("{boxed:?}"), boxed.to_string());
+                assert!(!format!("{boxed:?}").contains("Invalid {"), "{boxed:?}");
+            }
+        }
+
+        #[derive(Debug, serde::Deserialize)]
+        struct AppConfig {
+            trace: TraceConfig,
+            other: String,
+        }
+
+        #[test]
+        fn trace_config_deserializes_inside_an_application_config() {
+            let app: AppConfig =
+                serde_norway::from_str("other: x\ntrace:\n  sample_rate: 0.5\n  deadline_ms: 6\n").unwrap();
+            assert_eq!(app.other, "x");
+            assert_eq!(app.trace, TraceConfig { sample_rate: 0.5, deadline_ms: 6.0, ..Default::default() });
+            let app: AppConfig = serde_norway::from_str("other: x\ntrace:\n").unwrap();
+            assert_eq!(app.trace, TraceConfig::default());
+            let app: AppConfig = serde_json::from_str(
+                r#"{"other": "y", "trace": {"prometheus_buckets_ms": [1, 2.5, 6], "enabled": false}}"#,
+            )
+            .unwrap();
+            assert_eq!(app.trace.prometheus_buckets_ms, Some(vec![1.0, 2.5, 6.0]));
+            assert!(!app.trace.enabled);
+
+            // A bad value inside: the usual message, as the deserializer's error.
+            let e = serde_norway::from_str::<AppConfig>("other: x\ntrace:\n  sample_rate: 1.5\n").unwrap_err();
+            assert!(e.to_string().contains("trace.sample_rate = 1.5: must be a number from 0.0 to 1.0"), "{e}");
+            let e = serde_json::from_str::<AppConfig>(r#"{"other": "y", "trace": {"sample_rat": 0.5}}"#).unwrap_err();
+            assert!(
+                e.to_string().starts_with("trace.sample_rat = 0.5: unknown key; did you mean `sample_rate`?"),
+                "{e}"
+            );
+            let e = serde_json::from_str::<AppConfig>(r#"{"other": "y", "trace": {"deadline_ms": -1}}"#).unwrap_err();
+            assert!(e.to_string().contains("trace.deadline_ms = -1: must be a number of milliseconds above 0"), "{e}");
+            let e = serde_json::from_str::<AppConfig>(r#"{"other": "y", "trace": 3}"#).unwrap_err();
+            assert!(e.to_string().contains("trace = 3: must be a mapping of trace settings"), "{e}");
+            // The application's struct decides whether `trace` may be missing: here it may not.
+            let e = serde_json::from_str::<AppConfig>(r#"{"other": "y"}"#).unwrap_err();
+            assert!(e.to_string().contains("missing field `trace`"), "{e}");
+        }
+
+        #[test]
+        fn prometheus_buckets_ms_is_read_and_validated() {
+            let cfg = TraceConfig::from_yaml_str("trace:\n  prometheus_buckets_ms: [0.05, 0.1, 1, 2.5, 6]\n").unwrap();
+            assert_eq!(cfg.prometheus_buckets_ms, Some(vec![0.05, 0.1, 1.0, 2.5, 6.0]));
+            let cfg = TraceConfig::from_yaml_str("trace:\n  prometheus_buckets_ms: null\n").unwrap();
+            assert_eq!(cfg.prometheus_buckets_ms, None);
+            assert_eq!(TraceConfig::default().prometheus_buckets_ms, None);
+            for (list, want) in [
+                (
+                    "[1, 5, 2]",
+                    "trace.prometheus_buckets_ms[2] = 2: must be above the bound before it (5): bounds are strictly increasing",
+                ),
+                ("[1, 1]", "trace.prometheus_buckets_ms[1] = 1: must be above the bound before it (1)"),
+                (
+                    "[0, 1]",
+                    "trace.prometheus_buckets_ms[0] = 0: must be a number of milliseconds from 0.000001 (1 ns) to 3600000 (1 h)",
+                ),
+                ("[-2.5]", "trace.prometheus_buckets_ms[0] = -2.5: must be a number of milliseconds from 0.000001"),
+                ("[1, .inf]", "trace.prometheus_buckets_ms[1] = inf: must be a number of milliseconds from"),
+                ("[1, .nan]", "trace.prometheus_buckets_ms[1] = NaN: must be a number of milliseconds from"),
+                ("[1, 4000000]", "trace.prometheus_buckets_ms[1] = 4000000: must be a number of milliseconds from"),
+                ("[1, 2ms]", "trace.prometheus_buckets_ms[1] = \"2ms\": must be a number of milliseconds"),
+                ("[]", "trace.prometheus_buckets_ms = a list of 0 bounds: must list 1 to 128 bucket bounds"),
+                ("5", "trace.prometheus_buckets_ms = 5: must be a list of bucket upper bounds in milliseconds"),
+            ] {
+                let e = TraceConfig::from_yaml_str(&format!("trace:\n  prometheus_buckets_ms: {list}\n")).unwrap_err();
+                assert!(e.to_string().contains(want), "{list}: {e}");
+            }
+            let many: Vec<String> = (1..=129).map(|i| i.to_string()).collect();
+            let e = TraceConfig::from_yaml_str(&format!("trace:\n  prometheus_buckets_ms: [{}]\n", many.join(", ")))
+                .unwrap_err();
+            assert!(
+                e.to_string().contains("trace.prometheus_buckets_ms = a list of 129 bounds: must list 1 to 128"),
+                "{e}"
+            );
+            let in_code = TraceConfig { prometheus_buckets_ms: Some(vec![2.0, f64::NAN]), ..Default::default() };
+            assert!(in_code.validate().unwrap_err().to_string().contains("trace.prometheus_buckets_ms[1] = NaN"));
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! [`quantile_ns`] is the one quantile rule: [`HistogramSnapshot`], the profile writer and
 //! perf-gate (through [`crate::profile`]) all call it.
 
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 const LINEAR: u64 = 128;
@@ -44,14 +45,78 @@ pub fn bucket_bounds(i: usize) -> (u64, u64) {
     (lower, lower + width)
 }
 
-/// The fixed upper bounds (in milliseconds) of the Prometheus buckets of every duration metric.
+/// The default upper bounds (in milliseconds) of the Prometheus buckets of every duration
+/// metric, in force unless `trace.prometheus_buckets_ms` sets others ([`prometheus_bounds_ms`]).
 ///
-/// Chosen around the reference loop: a 200 ms deadline, sub-millisecond stages, multi-second
-/// outliers. A sample is counted under the first bound at or above its fine bucket's midpoint.
+/// From 0.04 ms to 14 s neighbouring bounds differ by at most 20% (the round values 1, 1.2, 1.4,
+/// 1.6, 1.8, 2, 2.2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9 of every decade), so PromQL's
+/// `histogram_quantile` stays within 10% of the in-process quantile for stages from 50 µs to
+/// 10 s, whatever the loop's deadline (`tests/prometheus_buckets.rs` measures it: at most 8.5%
+/// for p95 over log-normal, uniform and bimodal stages). Every bound of the first, coarser set
+/// (0.001 … 60 000 ms, with 75, 150 and 750 ms) is kept, so existing dashboards, rules and their
+/// tests read the same `le` values. 105 bounds: 108 series per stage (`+Inf`, `_sum`, `_count`).
+///
+/// How a bound counts samples: see [`HistogramSnapshot::prometheus_cumulative_at`].
 pub const PROMETHEUS_BOUNDS_MS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 150.0,
-    200.0, 250.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.04, 0.045, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2,
+    0.22, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.5, 3.0, 3.5, 4.0,
+    4.5, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0,
+    70.0, 75.0, 80.0, 90.0, 100.0, 120.0, 140.0, 150.0, 160.0, 180.0, 200.0, 220.0, 250.0, 300.0, 350.0, 400.0, 450.0,
+    500.0, 600.0, 700.0, 750.0, 800.0, 900.0, 1000.0, 1200.0, 1400.0, 1600.0, 1800.0, 2000.0, 2200.0, 2500.0, 3000.0,
+    3500.0, 4000.0, 4500.0, 5000.0, 6000.0, 7000.0, 8000.0, 9000.0, 10000.0, 12000.0, 14000.0, 30000.0, 60000.0,
 ];
+
+/// The bounds installed by `init` (`None`: [`PROMETHEUS_BOUNDS_MS`]).
+static BOUNDS_IN_FORCE: RwLock<Option<Vec<f64>>> = RwLock::new(None);
+
+/// The upper bounds (ms) of the Prometheus buckets in force: `trace.prometheus_buckets_ms` of the
+/// configuration installed by `init`, else [`PROMETHEUS_BOUNDS_MS`]. Every exposition rendered in
+/// this process uses them, so processes sharing a config export identical `le` values.
+///
+/// ```
+/// use mm_trace::histogram::{PROMETHEUS_BOUNDS_MS, prometheus_bounds_ms};
+/// assert_eq!(prometheus_bounds_ms(), PROMETHEUS_BOUNDS_MS); // before init, or without the key
+/// ```
+pub fn prometheus_bounds_ms() -> Vec<f64> {
+    let installed = BOUNDS_IN_FORCE.read().unwrap_or_else(|e| e.into_inner());
+    installed.as_deref().unwrap_or(PROMETHEUS_BOUNDS_MS).to_vec()
+}
+
+/// Installs the bounds of a (validated) configuration; `None`: the defaults.
+pub(crate) fn set_prometheus_bounds_ms(bounds: Option<&[f64]>) {
+    *BOUNDS_IN_FORCE.write().unwrap_or_else(|e| e.into_inner()) = bounds.map(<[f64]>::to_vec);
+}
+
+/// Number of fine buckets lying wholly at or below `bound_ms` (taken to the nanosecond): the
+/// ones a Prometheus bucket `le=bound_ms` counts. The last fine bucket also holds everything
+/// past 2^42 ns and is never under a finite bound.
+fn prometheus_cut(bound_ms: f64) -> usize {
+    let ns = (bound_ms * 1e6).round();
+    if ns.is_nan() || ns < 0.0 {
+        return 0;
+    }
+    if ns >= MAX_TRACKED as f64 {
+        return BUCKETS - 1;
+    }
+    let ns = ns as u64;
+    let i = bucket_index(ns);
+    if bucket_bounds(i).1 - 1 == ns { i + 1 } else { i }
+}
+
+/// The duration (ns) from which a sample is no longer counted under `le=bound_ms`: samples below
+/// it are, samples at or above it are not. It is the fine-bucket edge at or below the bound
+/// (at most 1/64 below it; the bound plus one nanosecond when the bound is the last nanosecond
+/// of a fine bucket, and the bound itself below 128 ns, where every nanosecond has its bucket).
+///
+/// ```
+/// use mm_trace::histogram::prometheus_edge_ns;
+/// assert_eq!(prometheus_edge_ns(200.0), 199_229_440); // le="200" counts samples below 199.229 ms
+/// assert_eq!(prometheus_edge_ns(0.0001), 101);        // 100 ns: counted up to 100 ns included
+/// ```
+pub fn prometheus_edge_ns(bound_ms: f64) -> u64 {
+    let cut = prometheus_cut(bound_ms);
+    if cut == 0 { 0 } else { bucket_bounds(cut - 1).1 }
+}
 
 /// The `q` quantile (0.0..=1.0, clamped), in ns, of a histogram given as its non-empty
 /// `(lower_ns, upper_ns, count)` buckets, ascending, with `count` the sum of their counts and
@@ -248,24 +313,37 @@ impl HistogramSnapshot {
         h
     }
 
-    /// Cumulative counts for each bound of [`PROMETHEUS_BOUNDS_MS`], then `+Inf` (== count).
+    /// Cumulative counts for each bound in force ([`prometheus_bounds_ms`]), then `+Inf` (== count).
     pub fn prometheus_cumulative(&self) -> Vec<u64> {
-        let bounds_ns: Vec<f64> = PROMETHEUS_BOUNDS_MS.iter().map(|b| b * 1e6).collect();
-        let mut out = vec![0u64; bounds_ns.len() + 1];
-        for (i, &c) in self.counts.iter().enumerate() {
-            if c == 0 {
-                continue;
-            }
-            let (lo, hi) = bucket_bounds(i);
-            let mid = representative_ns(lo, hi);
-            let slot = bounds_ns.iter().position(|&b| mid <= b).unwrap_or(bounds_ns.len());
-            out[slot] += c;
+        self.prometheus_cumulative_at(&prometheus_bounds_ms())
+    }
+
+    /// Cumulative counts for each of `bounds_ms` (ascending), then `+Inf` (== count): what the
+    /// `_bucket` series of the exposition carry.
+    ///
+    /// A bound counts the samples of every fine bucket lying wholly at or below it, so `le` never
+    /// counts a sample above its bound and every process counts the same way. A fine bucket that
+    /// straddles the bound is counted under the next one: samples between the fine-bucket edge at
+    /// or below the bound ([`prometheus_edge_ns`], at most 1/64 below it) and the bound itself
+    /// land one bucket up. A bound on a fine-bucket edge (every nanosecond below 128 ns) counts
+    /// exactly the samples at or below it.
+    ///
+    /// ```
+    /// let mut h = mm_trace::HistogramSnapshot::new();
+    /// for ms in [0.9, 1.5, 199.0, 199.5, 250.0] { h.record_ns((ms * 1e6) as u64); }
+    /// // 199.5 ms lies in the fine bucket [199.229, 201.327) ms, which straddles 200.
+    /// assert_eq!(h.prometheus_cumulative_at(&[1.0, 200.0, 300.0]), [1, 3, 5, 5]);
+    /// ```
+    pub fn prometheus_cumulative_at(&self, bounds_ms: &[f64]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(bounds_ms.len() + 1);
+        let (mut acc, mut next) = (0u64, 0usize);
+        for &bound in bounds_ms {
+            let cut = prometheus_cut(bound).max(next);
+            acc += self.counts[next..cut].iter().sum::<u64>();
+            next = cut;
+            out.push(acc);
         }
-        let mut acc = 0;
-        for v in &mut out {
-            acc += *v;
-            *v = acc;
-        }
+        out.push(self.count());
         out
     }
 }
@@ -332,6 +410,56 @@ mod tests {
         let idx200 = PROMETHEUS_BOUNDS_MS.iter().position(|&b| b == 200.0).unwrap();
         assert_eq!(cum[idx200], 5);
         assert_eq!(cum[PROMETHEUS_BOUNDS_MS.len() - 1], 6);
+    }
+
+    /// `le=B` counts exactly the samples below `prometheus_edge_ns(B)`, that edge is a fine-bucket
+    /// edge at most 1/64 below B (or B + 1 ns), and so `le` never counts a sample above B.
+    #[test]
+    fn prometheus_bounds_count_exactly_below_their_edge() {
+        let mut bounds: Vec<f64> = PROMETHEUS_BOUNDS_MS.to_vec();
+        bounds.extend([0.0001, 0.000127, 0.000128, 0.000129, 1.048575, 1.048576, 3_600_000.0]);
+        for b in bounds {
+            let ns = (b * 1e6).round() as u64;
+            let edge = prometheus_edge_ns(b);
+            assert!(edge <= ns + 1 && edge as f64 >= ns as f64 * (1.0 - 1.0 / 64.0), "{b} ms: edge {edge}");
+            assert_eq!(bucket_bounds(bucket_index(edge)).0, edge, "{b} ms: {edge} is a fine-bucket edge");
+            let mut h = HistogramSnapshot::new();
+            let probes = [edge.saturating_sub(2), edge.saturating_sub(1), edge, edge + 1, ns, ns + 1];
+            for v in probes {
+                h.record_ns(v);
+            }
+            let below = probes.iter().filter(|&&v| v < edge).count() as u64;
+            let at_or_below_b = probes.iter().filter(|&&v| v <= ns).count() as u64;
+            let cum = h.prometheus_cumulative_at(&[b]);
+            assert_eq!(cum, [below, 6], "{b} ms");
+            assert!(cum[0] <= at_or_below_b, "{b} ms: le counts a sample above its bound");
+        }
+        // Below 128 ns every nanosecond has its bucket: exact at the bound.
+        let mut h = HistogramSnapshot::new();
+        for v in [99, 100, 101] {
+            h.record_ns(v);
+        }
+        assert_eq!(h.prometheus_cumulative_at(&[0.0001]), [2, 3]);
+        // Values past the tracked range stay above every finite bound.
+        let mut h = HistogramSnapshot::new();
+        h.record_ns(u64::MAX);
+        assert_eq!(h.prometheus_cumulative_at(&[3_600_000.0]), [0, 1]);
+    }
+
+    #[test]
+    fn default_bounds_are_dense_and_keep_the_first_set() {
+        assert!(PROMETHEUS_BOUNDS_MS.windows(2).all(|w| w[0] < w[1]));
+        for w in PROMETHEUS_BOUNDS_MS.windows(2).filter(|w| w[0] >= 0.04 && w[1] <= 14_000.0) {
+            assert!(w[1] / w[0] <= 1.2 + 1e-9, "{} -> {}", w[0], w[1]);
+        }
+        let first = [
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0,
+            150.0, 200.0, 250.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0,
+        ];
+        for b in first {
+            assert!(PROMETHEUS_BOUNDS_MS.contains(&b), "{b} ms left the default set");
+        }
+        assert_eq!(PROMETHEUS_BOUNDS_MS.len(), 105);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub(crate) fn apply_config(cfg: &TraceConfig) {
     SPAN_CAP.store(u32::try_from(cfg.max_spans_per_tick).unwrap_or(u32::MAX), Relaxed);
     ANNOTATION_CAP.store(u32::try_from(cfg.max_annotations_per_tick).unwrap_or(u32::MAX), Relaxed);
     labels::set_cap(cfg.label_cardinality_cap);
+    crate::histogram::set_prometheus_bounds_ms(cfg.prometheus_buckets_ms.as_deref());
     if cfg.slow_tick_quantile.is_none() {
         SLOW_QUANTILE_NS.store(u64::MAX, Relaxed);
     }

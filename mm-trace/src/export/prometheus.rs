@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::histogram::{HistogramSnapshot, PROMETHEUS_BOUNDS_MS};
+use crate::histogram::{HistogramSnapshot, prometheus_bounds_ms};
 use crate::summary::Summary;
 
 /// The unit of the duration histograms in the Prometheus exposition.
@@ -47,10 +47,10 @@ impl PrometheusUnits {
     }
 }
 
-/// The `le` values of every duration histogram, in `units`, without float noise
-/// (`"0.0025"`, `"200"`, `"+Inf"` last).
-pub(crate) fn le_labels(units: PrometheusUnits) -> Vec<String> {
-    let mut out: Vec<String> = PROMETHEUS_BOUNDS_MS
+/// The `le` values of `bounds_ms` in `units`, without float noise (`"0.0025"`, `"200"`, `"+Inf"`
+/// last): the shortest decimal that reads back as the bound, moved three places for seconds.
+pub(crate) fn le_labels_of(bounds_ms: &[f64], units: PrometheusUnits) -> Vec<String> {
+    let mut out: Vec<String> = bounds_ms
         .iter()
         .map(|b| {
             let ms = format!("{b}");
@@ -64,9 +64,12 @@ pub(crate) fn le_labels(units: PrometheusUnits) -> Vec<String> {
     out
 }
 
-/// Renders every metric of `summary` (listed with their meaning in `docs/PERFORMANCE_DASHBOARD.md`).
+/// Renders every metric of `summary` (listed with their meaning in `docs/PERFORMANCE_DASHBOARD.md`),
+/// duration histograms with the bucket bounds in force (read once, so labels and counts agree).
 pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
-    let mut w = Writer { out: String::with_capacity(16 * 1024), les: le_labels(units), units };
+    let bounds_ms = prometheus_bounds_ms();
+    let les = le_labels_of(&bounds_ms, units);
+    let mut w = Writer { out: String::with_capacity(16 * 1024), les, bounds_ms, units };
     let u = units.suffix();
 
     w.family(
@@ -134,6 +137,7 @@ pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
 struct Writer {
     out: String,
     les: Vec<String>,
+    bounds_ms: Vec<f64>,
     units: PrometheusUnits,
 }
 
@@ -163,7 +167,7 @@ impl Writer {
 
     fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &HistogramSnapshot) {
         // One snapshot: `+Inf` is its count, so `le="+Inf"` always equals `_count`.
-        let cumulative = h.prometheus_cumulative();
+        let cumulative = h.prometheus_cumulative_at(&self.bounds_ms);
         for (le, n) in self.les.iter().zip(&cumulative) {
             self.out.push_str(name);
             self.out.push_str("_bucket");
@@ -254,6 +258,7 @@ fn shift_decimal(s: &str, places: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::histogram::PROMETHEUS_BOUNDS_MS;
 
     #[test]
     fn decimals_are_exact() {
@@ -269,12 +274,15 @@ mod tests {
 
     #[test]
     fn le_labels_have_no_float_noise() {
-        let ms = le_labels(PrometheusUnits::Milliseconds);
+        let ms = le_labels_of(PROMETHEUS_BOUNDS_MS, PrometheusUnits::Milliseconds);
         assert_eq!(ms.len(), PROMETHEUS_BOUNDS_MS.len() + 1);
         assert_eq!(ms[0], "0.001");
         assert!(ms.contains(&"0.0025".to_owned()) && ms.contains(&"200".to_owned()));
         assert_eq!(ms.last().unwrap(), "+Inf");
-        let s = le_labels(PrometheusUnits::Seconds);
+        for (label, bound) in ms.iter().zip(PROMETHEUS_BOUNDS_MS) {
+            assert_eq!(label.parse::<f64>().unwrap(), *bound, "{label} reads back as its bound");
+        }
+        let s = le_labels_of(PROMETHEUS_BOUNDS_MS, PrometheusUnits::Seconds);
         assert_eq!(s[0], "0.000001");
         assert!(s.contains(&"0.2".to_owned()) && s.contains(&"60".to_owned()));
         for (a, b) in ms.iter().zip(&s).take(PROMETHEUS_BOUNDS_MS.len()) {
