@@ -100,12 +100,19 @@ fn short_demo_run_writes_every_artefact_and_async_beats_sequential() {
             assert!(profile["stages"][stage]["count"].as_u64().unwrap() > 0, "{mode}: {stage}");
         }
         assert!(profile["exchange"]["GET book"]["count"].as_u64().unwrap() > 0);
-        assert!(profile["exchange"]["POST order"]["count"].as_u64().unwrap() > 0);
+        // Orders carry their venue (a run-time label): one entry per venue.
+        for venue in ["binance", "kraken"] {
+            let entry = &profile["exchange"][format!("POST order{{venue={venue}}}")];
+            assert!(entry["count"].as_u64().unwrap() > 0, "{mode}: {venue}");
+            assert_eq!(entry["labels"]["venue"], venue);
+        }
         p95.push(profile["stages"]["tick_total"]["p95_ms"].as_f64().unwrap());
 
         let prom = std::fs::read_to_string(dir.join("metrics.prom")).unwrap();
         assert!(prom.contains("\nmm_ticks_total 60\n"), "{prom}");
         assert!(prom.contains("mm_exchange_req_ms_count{verb=\"GET\",api=\"book\"}"));
+        assert!(prom.contains("mm_exchange_req_ms_count{verb=\"POST\",api=\"order\",venue=\"kraken\"}"), "{prom}");
+        assert!(prom.contains("# TYPE mm_stage_errors_total counter"), "{prom}");
 
         let chrome = json(&dir.join("trace.chrome.json"));
         let events = chrome["traceEvents"].as_array().unwrap();

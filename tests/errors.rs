@@ -52,12 +52,12 @@ fn place(fail: bool) -> Result<u64, BotError> {
 
 #[traced_tick]
 fn tick(i: u32) -> Result<(), BotError> {
-    let _ = fetch_md(i % 4 == 0);
-    let _ = parse(if i % 5 == 0 { "x" } else { "12" });
-    let _ = aliased(i % 2 == 0);
+    let _ = fetch_md(i.is_multiple_of(4));
+    let _ = parse(if i.is_multiple_of(5) { "x" } else { "12" });
+    let _ = aliased(i.is_multiple_of(2));
     let _ = not_counted();
-    let _ = place(i % 10 == 0);
-    if i % 3 == 0 { Err(BotError) } else { Ok(()) }
+    let _ = place(i.is_multiple_of(10));
+    if i.is_multiple_of(3) { Err(BotError) } else { Ok(()) }
 }
 
 #[test]
@@ -121,7 +121,8 @@ fn the_trace_marks_failed_spans_and_ticks() {
     let golden_ok: serde_json::Value = serde_json::from_str(&mm_trace::golden_trace_json_from(t1)).unwrap();
     assert!(golden_ok.get("error").is_none(), "a tick without Err keeps its golden bytes");
 
-    let chrome: serde_json::Value = serde_json::from_str(&mm_trace::chrome_trace_json_from(&[t0.clone()])).unwrap();
+    let chrome: serde_json::Value =
+        serde_json::from_str(&mm_trace::chrome_trace_json_from(std::slice::from_ref(t0))).unwrap();
     let ev = chrome["traceEvents"].as_array().unwrap();
     assert!(ev.iter().any(|e| e["name"] == "fetch_md" && e["args"]["error"] == true));
     assert!(ev.iter().any(|e| e["cat"] == "tick" && e["args"]["error"] == true));
@@ -135,8 +136,8 @@ async fn async_fetch(fail: bool) -> Result<u32, BotError> {
 
 #[traced_tick]
 async fn async_tick(i: u32) -> Result<u32, BotError> {
-    let a = async_fetch(i % 2 == 0).await.unwrap_or(0);
-    if i % 4 == 0 {
+    let a = async_fetch(i.is_multiple_of(2)).await.unwrap_or(0);
+    if i.is_multiple_of(4) {
         return Err(BotError);
     }
     Ok(a)

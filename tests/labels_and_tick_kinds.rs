@@ -201,3 +201,29 @@ fn a_single_unnamed_tick_exposes_no_tick_label() {
     let profile: serde_json::Value = serde_json::from_str(&mm_trace::profile_json()).unwrap();
     assert!(profile.get("tick_kinds").is_none());
 }
+
+#[test]
+fn each_named_kind_has_the_deadline_its_config_gives() {
+    let mut cfg = TraceConfig { sample_rate: 1.0, deadline_ms: 1.0, ..Default::default() };
+    cfg.ticks.insert("market_data".into(), mm_trace::TickConfig { deadline_ms: Some(50.0) });
+    let _g = setup(cfg);
+    for i in 0..4 {
+        md_tick(i == 0).unwrap(); // one 3 ms tick: over 1 ms, under market_data's 50 ms
+    }
+    router_tick();
+    let s = mm_trace::summary();
+    let md = s.tick_kind("market_data").unwrap();
+    assert_eq!((md.deadline_ms, md.deadline_misses), (50.0, 0));
+    assert_eq!(s.tick_kind("router").unwrap().deadline_ms, 1.0);
+    // Back to no per-kind deadline: the 3 ms tick misses the default 1 ms.
+    let _ = mm_trace::init(TraceConfig {
+        sample_rate: 1.0,
+        deadline_ms: 1.0,
+        export_golden: false,
+        capture_slow_ticks: false,
+        ..Default::default()
+    });
+    mm_trace::reset();
+    md_tick(true).unwrap();
+    assert_eq!(mm_trace::summary().tick_kind("market_data").unwrap().deadline_misses, 1);
+}

@@ -346,7 +346,7 @@ fn exchange(list: List) -> syn::Result<Args> {
             } else {
                 api = Some(None);
             }
-            labels.retain(|(n, _)| *n != key.to_string());
+            labels.retain(|(n, _)| key != n.as_str());
         }
     }
     let missing: Vec<&str> =

@@ -367,11 +367,107 @@ pub(crate) fn fetch(&self, n: u32) -> Result<u32, E> {
         );
         &__MM_SITE
     });
-    let x = n?;
-    Ok(x)
+    #[allow(clippy::redundant_closure_call)]
+    let __mm_out = (move || -> Result<u32, E> {
+        let x = n?;
+        Ok(x)
+    })();
+    if ::mm_trace::__private::is_err(&__mm_out) {
+        __mm_guard.close_failed();
+    }
+    __mm_out
 }
 "#;
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn err_counting_follows_the_return_type_and_the_err_argument() {
+        let plain = |args: TokenStream, item: TokenStream| expand_str(Kind::Stage, args, item);
+        // Not a `Result`: the body is untouched.
+        let out = plain(
+            quote!(),
+            quote!(
+                fn f() -> u8 {
+                    1
+                }
+            ),
+        );
+        assert!(!has(&out, "close_failed"), "{out}");
+        // `err = false`: not counted, even for a `Result`.
+        let out = plain(
+            quote!("s", err = false),
+            quote!(
+                fn f() -> Result<u8, E> {
+                    Ok(1)
+                }
+            ),
+        );
+        assert!(!has(&out, "close_failed") && !has(&out, "__mm_out"), "{out}");
+        // `err = true` behind an alias.
+        let out = plain(
+            quote!(err = true),
+            quote!(
+                fn f() -> Outcome {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(has(&out, "close_failed"), "{out}");
+        // Paths to `Result` and async bodies.
+        let out = plain(
+            quote!(),
+            quote!(
+                fn f() -> std::io::Result<()> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(has(&out, "close_failed"), "{out}");
+        let out = plain(
+            quote!(),
+            quote!(
+                async fn f() -> Result<u8, E> {
+                    Ok(1)
+                }
+            ),
+        );
+        assert!(has(&out, "Instrumented::fallible("), "{out}");
+        let out = plain(
+            quote!(),
+            quote!(
+                fn f() -> impl Future<Output = Result<u8, E>> {
+                    async { Ok(1) }
+                }
+            ),
+        );
+        assert!(has(&out, "Instrumented::fallible("), "{out}");
+        let out = expand_str(
+            Kind::Tick,
+            quote!(name = "router"),
+            quote!(
+                async fn t() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(has(&out, "TickFuture::fallible(") && has(&out, "Site::tick_kind(\"router\""), "{out}");
+    }
+
+    #[test]
+    fn run_time_labels_are_evaluated_before_the_body_into_the_span_site() {
+        let out = expand_str(
+            Kind::Exchange,
+            quote!(verb = "GET", api = "quote", venue = self.venue()),
+            quote!(
+                fn quote(&self) -> u8 {
+                    1
+                }
+            ),
+        );
+        assert!(has(&out, "Site::exchange_labeled(\"GET\", \"quote\", &[\"venue\"]"), "{out}");
+        assert!(has(&out, "let __mm_label_0 = self.venue();"), "{out}");
+        assert!(has(&out, "StageGuard::enter(__mm_key)"), "{out}");
     }
 
     #[test]
@@ -418,7 +514,7 @@ pub(crate) fn fetch(&self, n: u32) -> Result<u32, E> {
                 }
             ),
         );
-        assert!(has(&out, "Instrumented::new("), "{out}");
+        assert!(has(&out, "Instrumented::fallible("), "{out}");
         assert!(has(&out, "async move {"), "{out}");
         assert!(has(&out, "let __mm_fake_return: Result<u8, E> = loop {};"), "{out}");
         assert!(out.trim_end().ends_with(".await\n}"), "{out}");

@@ -4,7 +4,15 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// What went wrong in a fallible mm-trace call. Every variant names the thing at fault.
-#[derive(Debug)]
+///
+/// `Debug` reads like `Display`, so `fn main() -> Result<(), Box<dyn std::error::Error>>` with
+/// `mm_trace::init(..)?` prints the message, not a struct dump.
+///
+/// ```
+/// let bad = mm_trace::TraceConfig { sample_rate: 2.0, ..Default::default() };
+/// let e = mm_trace::init(bad).unwrap_err();
+/// assert_eq!(format!("{e:?}"), e.to_string());
+/// ```
 #[non_exhaustive]
 pub enum Error {
     /// A configuration file or value was rejected.
@@ -35,6 +43,12 @@ impl fmt::Display for Error {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::InvalidArgument(msg) => f.write_str(msg),
         }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -112,7 +112,7 @@ pub use rt::{spawn, spawn_blocking};
 
 // Configure and control (`api/configure.rs`).
 pub use api::configure::{flush, init, is_enabled, reset, set_enabled, set_sample_rate, shutdown, test_clock};
-pub use config::{ConfigError, ConfigIssue, TraceConfig};
+pub use config::{ConfigError, ConfigIssue, TickConfig, TraceConfig};
 pub use error::Error;
 
 // Read (`api/read.rs`).

@@ -163,7 +163,7 @@ impl StageProfile {
     /// ```
     /// use mm_trace::profile::{Bucket, StageProfile};
     /// let stage = StageProfile {
-    ///     count: 3, sum_ms: 1.000013, p50_ms: 0.0, p95_ms: 0.0, p99_ms: 0.0, max_ms: 1.000003,
+    ///     count: 3, sum_ms: 1.000013, p50_ms: 0.0, p95_ms: 0.0, p99_ms: 0.0, max_ms: 1.000003, errors: 0,
     ///     buckets: vec![Bucket { lower_ns: 5, upper_ns: 6, count: 2 }, Bucket { lower_ns: 999_424, upper_ns: 1_007_616, count: 1 }],
     /// };
     /// assert_eq!(stage.quantile_ms(0.5), 5e-6); // a one-ns bucket: its value, not 5.5 ns
@@ -181,7 +181,7 @@ impl StageProfile {
     /// ```
     /// use mm_trace::profile::{Bucket, StageProfile};
     /// let one = |lower_ns, count, max_ms| StageProfile {
-    ///     count, sum_ms: 0.0, p50_ms: 0.0, p95_ms: 0.0, p99_ms: 0.0, max_ms,
+    ///     count, sum_ms: 0.0, p50_ms: 0.0, p95_ms: 0.0, p99_ms: 0.0, max_ms, errors: 0,
     ///     buckets: vec![Bucket { lower_ns, upper_ns: lower_ns + 1, count }],
     /// };
     /// let mut a = one(7, 3, 7e-6);
@@ -198,6 +198,7 @@ impl StageProfile {
         }
         self.buckets =
             counts.into_iter().map(|((lower_ns, upper_ns), count)| Bucket { lower_ns, upper_ns, count }).collect();
+        self.errors = self.errors.saturating_add(other.errors);
         self.count = self.count.saturating_add(other.count);
         self.sum_ms += other.sum_ms;
         self.max_ms = self.max_ms.max(other.max_ms);

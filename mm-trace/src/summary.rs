@@ -74,14 +74,15 @@ impl Summary {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<20} {:>9} {:>10} {:>10} {:>10} {:>10}",
-            "stage", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"
+            "{:<20} {:>9} {:>10} {:>10} {:>10} {:>10} {:>7}",
+            "stage", "count", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"
         );
-        for s in &self.stages {
+        let kinds = self.tick_kinds.iter().map(|k| (format!("tick_total:{}", k.name), &k.stats));
+        for (name, s) in self.stages.iter().map(|s| (s.name.clone(), s)).chain(kinds) {
             let _ = writeln!(
                 out,
-                "{:<20} {:>9} {:>10.3} {:>10.3} {:>10.3} {:>10.3}",
-                s.name, s.count, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms
+                "{:<20} {:>9} {:>10.3} {:>10.3} {:>10.3} {:>10.3} {:>7}",
+                name, s.count, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms, s.errors
             );
         }
         let _ = writeln!(
@@ -89,6 +90,13 @@ impl Summary {
             "ticks {}  deadline misses {} ({:.2}% over {} ms)  partial fails {}",
             self.ticks, self.deadline_misses, self.deadline_miss_pct, self.deadline_ms, self.partial_fails
         );
+        for k in &self.tick_kinds {
+            let _ = writeln!(
+                out,
+                "  tick {}: {} ticks, deadline misses {} ({:.2}% over {} ms)",
+                k.name, k.stats.count, k.deadline_misses, k.deadline_miss_pct, k.deadline_ms
+            );
+        }
         out
     }
 }

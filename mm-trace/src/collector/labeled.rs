@@ -10,14 +10,18 @@ use std::sync::Mutex;
 use super::keys::register_labeled_key;
 use super::site::Site;
 
-/// Sites by `(template site, values)`, process-wide (cold: first use of a value on a thread).
-static SITES: Mutex<Vec<(usize, Box<[Box<str>]>, &'static Site)>> = Mutex::new(Vec::new());
+/// A set of label values.
+type Values = Box<[Box<str>]>;
+
+/// Sites by `(template site address, values)`, process-wide (cold: first use of a value on a
+/// thread).
+static SITES: Mutex<Vec<(usize, Values, &'static Site)>> = Mutex::new(Vec::new());
 
 /// Most entries one thread caches; past it (a label fed unbounded values: ids, prices) lookups go
 /// to the process-wide table, whose values past the cap all share the `other` site.
 const THREAD_CACHE: usize = 4096;
 
-type Entries = Vec<(Box<[Box<str>]>, &'static Site)>;
+type Entries = Vec<(Values, &'static Site)>;
 
 thread_local! {
     static CACHE: RefCell<HashMap<(usize, u64), Entries, BuildHasherDefault<Passthrough>>> =
@@ -77,7 +81,7 @@ fn same(a: &[Box<str>], b: &[&str]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| **x == **y)
 }
 
-fn boxed(values: &[&str]) -> Box<[Box<str>]> {
+fn boxed(values: &[&str]) -> Values {
     values.iter().map(|v| Box::<str>::from(*v)).collect()
 }
 

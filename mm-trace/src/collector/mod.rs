@@ -37,7 +37,7 @@ pub(crate) mod span;
 mod switches;
 mod thread_data;
 pub(crate) mod tick;
-mod tick_kinds;
+pub(crate) mod tick_kinds;
 mod tick_state;
 mod trace_convert;
 mod trace_record;

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::switches::{
     ANNOTATION_CAP, CAPTURE_SLOW, DEADLINE_NS, ENABLED, SAMPLE_RATE_BITS, SAMPLE_THRESHOLD, SLOW_QUANTILE_NS, SPAN_CAP,
 };
-use super::{labels, worker};
+use super::{labels, tick_kinds, worker};
 use crate::config::{TraceConfig, ms_to_ns};
 
 /// The configuration installed by `init` (`None`: the default is in force).
@@ -23,6 +23,9 @@ pub(crate) fn apply_config(cfg: &TraceConfig) {
     ANNOTATION_CAP.store(u32::try_from(cfg.max_annotations_per_tick).unwrap_or(u32::MAX), Relaxed);
     labels::set_cap(cfg.label_cardinality_cap);
     crate::histogram::set_prometheus_bounds_ms(cfg.prometheus_buckets_ms.as_deref());
+    tick_kinds::configure(
+        cfg.ticks.iter().filter_map(|(name, t)| t.deadline_ms.map(|ms| (name.clone(), ms_to_ns(ms)))).collect(),
+    );
     if cfg.slow_tick_quantile.is_none() {
         SLOW_QUANTILE_NS.store(u64::MAX, Relaxed);
     }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::histogram::{HistogramSnapshot, prometheus_bounds_ms};
-use crate::summary::Summary;
+use crate::summary::{ExchangeStats, Summary};
 
 /// The unit of the duration histograms in the Prometheus exposition.
 ///
@@ -83,6 +83,26 @@ pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
     for s in &summary.stages {
         w.histogram(&format!("mm_stage_duration_{u}"), &[("stage", &s.name)], &s.histogram);
     }
+    // Named kinds of tick: their own tick_total series (the unnamed kind's has no `tick` label).
+    for k in &summary.tick_kinds {
+        w.histogram(
+            &format!("mm_stage_duration_{u}"),
+            &[("stage", "tick_total"), ("tick", &k.name)],
+            &k.stats.histogram,
+        );
+    }
+
+    w.family(
+        "mm_stage_errors_total",
+        "counter",
+        "Stages whose function returned Err (they are in mm_stage_duration too); stage=\"tick_total\" counts ticks that returned Err.",
+    );
+    for s in &summary.stages {
+        w.sample("mm_stage_errors_total", &[("stage", &s.name)], &s.errors.to_string());
+    }
+    for k in &summary.tick_kinds {
+        w.sample("mm_stage_errors_total", &[("stage", "tick_total"), ("tick", &k.name)], &k.stats.errors.to_string());
+    }
 
     w.family(
         &format!("mm_exchange_req_{u}"),
@@ -90,7 +110,16 @@ pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
         &format!("Duration of exchange requests in {}, by verb and api.", units.word()),
     );
     for e in &summary.exchange {
-        w.histogram(&format!("mm_exchange_req_{u}"), &[("verb", &e.verb), ("api", &e.api)], &e.stats.histogram);
+        w.histogram(&format!("mm_exchange_req_{u}"), &exchange_labels(e), &e.stats.histogram);
+    }
+
+    w.family(
+        "mm_exchange_req_errors_total",
+        "counter",
+        "Exchange requests whose function returned Err (they are in mm_exchange_req too), by verb and api.",
+    );
+    for e in &summary.exchange {
+        w.sample("mm_exchange_req_errors_total", &exchange_labels(e), &e.stats.errors.to_string());
     }
 
     w.family("mm_guard_trips_total", "counter", "Risk guard trips, by reason.");
@@ -98,8 +127,20 @@ pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
         w.sample("mm_guard_trips_total", &[("reason", reason)], &n.to_string());
     }
 
-    w.counter("mm_ticks_total", "Ticks completed.", summary.ticks);
-    w.counter("mm_tick_deadline_miss_total", "Ticks whose tick_total exceeded the deadline.", summary.deadline_misses);
+    // The unlabeled series are the unnamed kind of tick (what a one-tick process has); each named
+    // kind adds its series with a `tick` label, so a sum over the family counts every tick.
+    let kinds_ticks: u64 = summary.tick_kinds.iter().map(|k| k.stats.count).sum();
+    let kinds_misses: u64 = summary.tick_kinds.iter().map(|k| k.deadline_misses).sum();
+    w.family("mm_ticks_total", "counter", "Ticks completed.");
+    w.sample("mm_ticks_total", &[], &summary.ticks.saturating_sub(kinds_ticks).to_string());
+    for k in &summary.tick_kinds {
+        w.sample("mm_ticks_total", &[("tick", &k.name)], &k.stats.count.to_string());
+    }
+    w.family("mm_tick_deadline_miss_total", "counter", "Ticks whose tick_total exceeded the deadline.");
+    w.sample("mm_tick_deadline_miss_total", &[], &summary.deadline_misses.saturating_sub(kinds_misses).to_string());
+    for k in &summary.tick_kinds {
+        w.sample("mm_tick_deadline_miss_total", &[("tick", &k.name)], &k.deadline_misses.to_string());
+    }
     w.counter("mm_tick_partial_fail_total", "Ticks in which some symbols failed.", summary.partial_fails);
     w.gauge(
         "mm_parallel_symbols",
@@ -132,6 +173,13 @@ pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
         &float(h.span_cost_ns / 1e9),
     );
     w.out
+}
+
+/// An exchange request's labels: verb, api, then its run-time labels.
+fn exchange_labels(e: &ExchangeStats) -> Vec<(&str, &str)> {
+    let mut labels = vec![("verb", e.verb.as_str()), ("api", e.api.as_str())];
+    labels.extend(e.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    labels
 }
 
 struct Writer {
