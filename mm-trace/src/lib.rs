@@ -156,25 +156,11 @@ pub mod __private {
         crate::clock::source_name()
     }
 
-    /// A function outcome whose failures are counted (`err` counting): `Result`, `Err` failing.
-    #[diagnostic::on_unimplemented(
-        message = "`err = true` counts `Err` returns, but `{Self}` is not a `Result`",
-        label = "this function's outcome is `{Self}`",
-        note = "remove `err = true`, or return a `Result`"
-    )]
-    pub trait Outcome {
-        /// Whether this outcome is a failure.
-        fn is_failure(&self) -> bool;
-    }
-
-    impl<T, E> Outcome for Result<T, E> {
-        #[inline(always)]
-        fn is_failure(&self) -> bool {
-            self.is_err()
-        }
-    }
+    #[cfg(feature = "enabled")]
+    pub use crate::collector::outcome::Outcome;
 
     /// Whether a function's outcome is a failure (what the attributes check for `err` counting).
+    #[cfg(feature = "enabled")]
     #[inline(always)]
     pub fn is_err<O: Outcome>(outcome: &O) -> bool {
         outcome.is_failure()

@@ -7,6 +7,7 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `lockfree/` | the loom-checked lock-free structures (they use only `crate::sync`) |
+//! | `outcome` | what counts as a failed outcome (`Err`) of an instrumented function |
 //! | `switches` | the global switches every span reads (defaults hold before `init`) |
 //! | `labels`, `keys`, `tick_kinds`, `site`, `labeled` | the guard-reason table; metric keys; named tick kinds' deadlines; call-site statics (`Site`); sites of run-time label values |
 //! | `counters` | where the counters of `crate::health`'s table are counted |
@@ -31,6 +32,7 @@ pub(crate) mod labels;
 mod local;
 mod lockfree;
 pub(crate) mod merged;
+pub(crate) mod outcome;
 pub(crate) mod setup;
 pub(crate) mod site;
 pub(crate) mod span;

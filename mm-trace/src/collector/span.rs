@@ -176,7 +176,7 @@ impl<F: Future> Instrumented<F> {
     }
 }
 
-impl<F: Future<Output: crate::__private::Outcome>> Instrumented<F> {
+impl<F: Future<Output: super::outcome::Outcome>> Instrumented<F> {
     /// Wraps `fut`, whose `Err` outputs are counted as the stage's errors.
     pub fn fallible(site: &'static Site, fut: F) -> Self {
         Instrumented {
@@ -185,7 +185,7 @@ impl<F: Future<Output: crate::__private::Outcome>> Instrumented<F> {
             span: SpanOpening::OFF,
             start: 0,
             phase: Phase::New,
-            failed: Some(crate::__private::Outcome::is_failure),
+            failed: Some(super::outcome::Outcome::is_failure),
         }
     }
 }

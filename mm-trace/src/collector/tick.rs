@@ -218,10 +218,10 @@ impl<F: Future> TickFuture<F> {
     }
 }
 
-impl<F: Future<Output: crate::__private::Outcome>> TickFuture<F> {
+impl<F: Future<Output: super::outcome::Outcome>> TickFuture<F> {
     /// Wraps the body of an async tick whose `Err` outputs are counted as failed ticks.
     pub fn fallible(site: &'static Site, fut: F) -> Self {
-        TickFuture { fut, site, state: None, phase: Phase::New, failed: Some(crate::__private::Outcome::is_failure) }
+        TickFuture { fut, site, state: None, phase: Phase::New, failed: Some(super::outcome::Outcome::is_failure) }
     }
 }
 
