@@ -37,6 +37,9 @@ pub(crate) fn render(traces: &[TickTrace], pid: u32) -> String {
             "tid": t.thread,
             "args": {
                 "tick_id": t.tick_id,
+                "trace_id": t.trace_id,
+                "span_id": t.span_id,
+                "parent_span_id": t.parent_span_id,
                 "reason": t.reason.as_str(),
                 "deadline_missed": t.deadline_missed,
                 "partial_fail": t.partial_fail,
@@ -57,8 +60,9 @@ pub(crate) fn render(traces: &[TickTrace], pid: u32) -> String {
                 "tid": s.thread,
                 "args": {
                     "tick_id": t.tick_id,
-                    "span_id": s.id,
-                    "parent_span_id": s.parent,
+                    "trace_id": t.trace_id,
+                    "span_id": s.span_id,
+                    "parent_span_id": s.parent_span_id,
                     "cancelled": s.cancelled,
                     "error": s.error,
                     "labels": s.labels.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
