@@ -41,7 +41,7 @@ pub enum Args {
     Stage { name: Option<String>, errors: Errors },
     /// `#[traced_tick]` or `#[traced_tick(name = "router")]` (name `None`: unnamed, the
     /// process's default tick kind).
-    Tick { name: Option<String>, errors: Errors },
+    Tick { name: Option<String>, errors: Errors, parent: Option<Expr> },
     /// `#[exchange_req(verb = "POST", api = "order", venue = self.venue())]`: labels beyond
     /// `verb` and `api` take their value from an expression evaluated per call.
     Exchange { verb: String, api: String, labels: Vec<(String, Expr)>, errors: Errors },
@@ -262,6 +262,7 @@ fn tick(list: List) -> syn::Result<Args> {
     let mut errors = list.errors;
     let mut name = None;
     let mut err = Errors::Auto;
+    let mut parent = None;
     let mut seen = Vec::new();
     for (key, value) in &list.pairs {
         if duplicate(&mut seen, key, TICK_EXAMPLE, &mut errors) {
@@ -270,14 +271,25 @@ fn tick(list: List) -> syn::Result<Args> {
         match key.to_string().as_str() {
             "name" => name = string_value(key, value, TICK_EXAMPLE, &mut errors),
             "err" => err = errors_value(value, &mut errors),
+            "parent" => match value {
+                Expr::Lit(ExprLit { lit, .. }) if !matches!(lit, Lit::Str(_)) => push(
+                    &mut errors,
+                    syn::Error::new_spanned(
+                        lit,
+                        "`parent` takes the incoming W3C traceparent: an expression giving `&str`, `String` or an \
+                         `Option` of either, e.g. #[traced_tick(parent = req.header(\"traceparent\"))]",
+                    ),
+                ),
+                value => parent = Some(value.clone()),
+            },
             _ => push(
                 &mut errors,
                 syn::Error::new(
                     key.span(),
                     format!(
-                        "unknown argument `{key}`: #[traced_tick] takes `name = \"...\"` and `err = false`, e.g. \
-                         {TICK_EXAMPLE}; sampling and the deadline are set in TraceConfig (`deadline_ms`, or \
-                         `ticks.<name>.deadline_ms` for a named tick)"
+                        "unknown argument `{key}`: #[traced_tick] takes `name = \"...\"`, `parent = <traceparent>` \
+                         and `err = false`, e.g. {TICK_EXAMPLE}; sampling and the deadline are set in TraceConfig \
+                         (`deadline_ms`, or `ticks.<name>.deadline_ms` for a named tick)"
                     ),
                 ),
             ),
@@ -285,7 +297,7 @@ fn tick(list: List) -> syn::Result<Args> {
     }
     match errors {
         Some(e) => Err(e),
-        None => Ok(Args::Tick { name, errors: err }),
+        None => Ok(Args::Tick { name, errors: err, parent }),
     }
 }
 

@@ -218,21 +218,37 @@ pub fn expand(args: &Args, f: &FnItem) -> TokenStream {
         Errors::On => true,
         Errors::Auto => outcome.is_some(),
     };
-    let labeled = labeled_key(args, &site);
+    let mut labeled = labeled_key(args, &site);
+    // An incoming traceparent, evaluated (and copied, for a future) before the body runs.
+    let parent_arg = match args {
+        Args::Tick { parent: Some(expr), .. } => Some(expr),
+        _ => None,
+    };
+    let parent = proc_macro2::Ident::new("__mm_parent", Span::mixed_site());
+    // Sync: read in the guard's own statement (a borrow of an argument ends there, before the
+    // body may move it); a future: copied first, as the body moves the arguments.
+    if let Some(expr) = parent_arg
+        && !matches!(shape, Shape::Sync)
+    {
+        labeled = Some(quote!(#labeled let #parent = ::mm_trace::__private::owned_traceparent(&(#expr));));
+    }
     let wrapper = if is_tick { quote!(TickFuture) } else { quote!(Instrumented) };
     // A labeled exchange request records under the site of its label values.
-    let span_site = if labeled.is_some() { quote!(#key) } else { site.clone() };
+    let span_site =
+        if matches!(args, Args::Exchange { labels, .. } if !labels.is_empty()) { quote!(#key) } else { site.clone() };
+    let with_parent = if parent_arg.is_some() { quote!(.with_parent(&#parent)) } else { TokenStream::new() };
     let wrap = |fut: TokenStream| {
         if fallible {
-            quote!(::mm_trace::__private::#wrapper::fallible(#span_site, #fut))
+            quote!(::mm_trace::__private::#wrapper::fallible(#span_site, #fut)#with_parent)
         } else {
-            quote!(::mm_trace::__private::#wrapper::new(#span_site, #fut))
+            quote!(::mm_trace::__private::#wrapper::new(#span_site, #fut)#with_parent)
         }
     };
     let wrapped_fut = wrap(quote!(#fut));
     let new_body = match shape {
         Shape::Sync => {
             let enter = match args {
+                Args::Tick { parent: Some(expr), .. } => quote!(TickGuard::begin_with_parent(#span_site, &(#expr))),
                 Args::Tick { .. } => quote!(TickGuard::begin(#span_site)),
                 Args::Stage { .. } => quote!(StageGuard::enter_stage(#span_site)),
                 Args::Exchange { .. } => quote!(StageGuard::enter(#span_site)),

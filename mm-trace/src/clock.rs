@@ -202,6 +202,17 @@ pub(crate) fn uninstall_test_clock() {
     }
 }
 
+/// The Unix time of the process epoch, ns (taken once).
+pub(crate) fn epoch_unix_ns() -> u64 {
+    static UNIX: OnceLock<u64> = OnceLock::new();
+    *UNIX.get_or_init(|| {
+        let since_epoch = epoch().elapsed();
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.saturating_sub(since_epoch).as_nanos()).unwrap_or(u64::MAX))
+    })
+}
+
 /// Nanoseconds since the process epoch of a raw reading: for trace timestamps (cold path).
 pub(crate) fn reading_to_epoch_ns(reading: u64) -> u64 {
     let anchor = match MODE.load(Relaxed) {

@@ -128,6 +128,8 @@ counters! {
         LabelOverflow => label_overflow, "mm_trace_label_overflow_total";
         /// Annotations left out of a kept tick's trace by the per-tick annotation cap.
         AnnotationsDropped => annotations_dropped, "mm_trace_annotations_dropped_total";
+        /// Incoming traceparent values that were malformed (the tick started a new trace).
+        TraceparentInvalid => traceparent_invalid, "mm_trace_traceparent_invalid_total";
     }
 }
 

@@ -104,7 +104,7 @@ mod api {
 }
 
 // Instrument: the attributes, the carried tick context, events (`api/instrument.rs`).
-pub use api::instrument::{annotate, current_tick_id, guard_trip, partial_fail, set_parallel_symbols};
+pub use api::instrument::{annotate, current_tick_id, guard_trip, partial_fail, set_parallel_symbols, traceparent};
 pub use imp::{ContextGuard, TickContext, WithContext};
 pub use mm_trace_macros::{exchange_req, stage, traced_tick};
 #[cfg(feature = "tokio")]
@@ -140,6 +140,15 @@ pub mod __private {
     pub use crate::collector::span::{Instrumented, StageGuard};
     #[cfg(feature = "enabled")]
     pub use crate::collector::tick::{TickFuture, TickGuard};
+    #[cfg(feature = "enabled")]
+    pub use crate::collector::trace_ids::IntoTraceparent;
+
+    /// An incoming `traceparent` copied for a tick future (`#[traced_tick(parent = ..)]` on an
+    /// async tick: the body moves the arguments the value may borrow from).
+    #[cfg(feature = "enabled")]
+    pub fn owned_traceparent(parent: &impl IntoTraceparent) -> Option<String> {
+        parent.traceparent().map(str::to_owned)
+    }
 
     /// One raw read of the clock spans use (calibrating first if needed is the caller's job:
     /// call [`clock_source`] once). For benchmarks comparing a span with two clock reads.

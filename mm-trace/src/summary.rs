@@ -188,9 +188,10 @@ pub struct ExchangeStats {
 }
 
 /// Why a tick's trace was kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeepReason {
-    /// Chosen by head sampling.
+    /// Chosen by head sampling (or by a sampled incoming `traceparent`).
+    #[default]
     Sampled,
     /// Not sampled, but slower than the deadline (or the configured quantile).
     Slow,
@@ -207,10 +208,19 @@ impl KeepReason {
 }
 
 /// One tick's span tree.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TickTrace {
     /// The tick id (deterministic sampling key).
     pub tick_id: u64,
+    /// The W3C trace id (32 lowercase hex): the incoming one for a tick that continues a
+    /// trace (`#[traced_tick(parent = ..)]`), else a fresh one.
+    pub trace_id: String,
+    /// The tick's own span id (16 hex).
+    pub span_id: String,
+    /// The incoming parent span (16 hex) for a continued trace; `None` for a trace's root.
+    pub parent_span_id: Option<String>,
+    /// Start, ns since the Unix epoch (for exporters to other systems).
+    pub start_unix_ns: u64,
     /// Name of the `#[traced_tick]` function.
     pub name: String,
     /// Why it was kept.
@@ -238,12 +248,16 @@ pub struct TickTrace {
 }
 
 /// One span of a [`TickTrace`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TraceSpan {
     /// Id, unique within the tick.
     pub id: u32,
     /// Parent span id; `None` for a direct child of the tick.
     pub parent: Option<u32>,
+    /// The W3C span id (16 hex).
+    pub span_id: String,
+    /// The parent's W3C span id: the parent stage's, or the tick's for a direct child.
+    pub parent_span_id: String,
     /// Stage name, or `"VERB api"` for exchange requests.
     pub name: String,
     /// `"stage"` or `"exchange"`.

@@ -265,12 +265,12 @@ pub fn write_golden_trace(path: impl AsRef<Path>) -> Result<(), Error> {
 /// use mm_trace::{KeepReason, TickTrace, TraceSpan};
 /// let trace = TickTrace {
 ///     tick_id: 7, name: "tick".into(), reason: KeepReason::Sampled, start_ns: 123_456,
-///     duration_ns: 5_000, deadline_missed: false, partial_fail: false, error: false,
+///     duration_ns: 5_000,
 ///     annotations: vec![("symbols".into(), "2".into())],
-///     spans: vec![TraceSpan { id: 1, parent: None, name: "fetch_md".into(), kind: "stage",
-///                             start_ns: 1_000, end_ns: 3_000, thread: 4, cancelled: false,
-///                             error: false, labels: vec![] }],
-///     spans_dropped: 0, threads: vec![(4, "bot".into())], thread: 4,
+///     spans: vec![TraceSpan { id: 1, name: "fetch_md".into(), kind: "stage",
+///                             start_ns: 1_000, end_ns: 3_000, thread: 4, ..Default::default() }],
+///     threads: vec![(4, "bot".into())], thread: 4,
+///     ..Default::default()
 /// };
 /// let json = mm_trace::golden_trace_json_from(&trace);
 /// let v: serde_json::Value = serde_json::from_str(&json).unwrap();

@@ -26,6 +26,25 @@ pub fn annotate(key: &str, value: impl std::fmt::Display) {
     imp::annotate(key, &value)
 }
 
+/// The W3C `traceparent` of the span open on this thread, to put on outgoing requests so the
+/// receiving service joins this tick's trace; `None` outside a tick (and compiled out).
+///
+/// ```
+/// #[mm_trace::traced_tick]
+/// fn tick() -> Option<String> {
+///     mm_trace::traceparent()
+/// }
+/// assert_eq!(mm_trace::traceparent(), None);
+/// # #[cfg(feature = "enabled")] {
+/// let tp = tick().unwrap();
+/// assert_eq!(tp.len(), 55);
+/// assert!(tp.starts_with("00-"));
+/// # }
+/// ```
+pub fn traceparent() -> Option<String> {
+    imp::traceparent()
+}
+
 /// The id of the tick running on this thread, if any.
 pub fn current_tick_id() -> Option<u64> {
     imp::current_tick_id()

@@ -77,6 +77,7 @@ impl TickContext {
         let l = local();
         let mut state = l.take_state(&NO_SITE);
         state.begin(shared.tick_id, &NO_SITE, shared.mode, shared.next_lane(), self.parent);
+        state.trace.set(shared.trace);
         *state.shared.borrow_mut() = Some(shared.clone());
         let state = Box::into_raw(state);
         // SAFETY: just created; freed in `ContextGuard::drop`.

@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::counters::Counter;
 use super::local::local;
 use super::switches::ENABLED;
+use super::tick_state::Mode;
+use super::trace_ids::format_traceparent;
 
 /// Marks the current tick as partially failed (outside a tick: counts one partial failure).
 pub(crate) fn partial_fail() {
@@ -33,6 +35,17 @@ pub(crate) fn annotate(key: &str, value: &dyn std::fmt::Display) {
     {
         t.annotate(key, value);
     }
+}
+
+/// The W3C `traceparent` of the span open on this thread (the tick itself when no stage is
+/// open), for outgoing requests; `None` outside a tick. Sampled (`-01`) when the tick records.
+pub(crate) fn traceparent() -> Option<String> {
+    if !ENABLED.load(Relaxed) {
+        return None;
+    }
+    let t = local().current()?;
+    let trace = t.trace_id();
+    Some(format_traceparent(trace, trace.span_id(t.parent.get()), t.mode == Mode::Record))
 }
 
 /// The id of the tick running on this thread.

@@ -9,6 +9,7 @@
 //! | `lockfree/` | the loom-checked lock-free structures (they use only `crate::sync`) |
 //! | `outcome` | what counts as a failed outcome (`Err`) of an instrumented function |
 //! | `switches` | the global switches every span reads (defaults hold before `init`) |
+//! | `trace_ids` | W3C trace and span ids, `traceparent` in and out |
 //! | `labels`, `keys`, `tick_kinds`, `site`, `labeled` | the guard-reason table; metric keys; named tick kinds' deadlines; call-site statics (`Site`); sites of run-time label values |
 //! | `counters` | where the counters of `crate::health`'s table are counted |
 //! | `trace_record` | a kept tick as the tick thread writes it and the worker reads it |
@@ -42,6 +43,7 @@ pub(crate) mod tick;
 pub(crate) mod tick_kinds;
 mod tick_state;
 mod trace_convert;
+pub(crate) mod trace_ids;
 mod trace_record;
 pub(crate) mod worker;
 

@@ -13,14 +13,18 @@ use super::span::{Phase, StageGuard};
 use super::switches::{CAPTURE_SLOW, ENABLED, NEXT_TICK, SAMPLE_THRESHOLD, SLOW_QUANTILE_NS};
 use super::thread_data::{Cell, ThreadData};
 use super::tick_state::{Mode, TickState};
+use super::trace_ids::{self, IntoTraceparent};
 use super::trace_record::{RawTrace, SpanRec, trim};
 use super::{counters, lockfree, tick_kinds, worker};
 use crate::clock;
 use crate::summary::KeepReason;
 
-fn begin_tick(l: &Local, site: &'static Site) -> Box<TickState> {
+fn begin_tick(l: &Local, site: &'static Site, parent: Option<&str>) -> Box<TickState> {
     let tick_id = NEXT_TICK.fetch_add(1, Relaxed);
-    let sampled = crate::sampling::sampled(tick_id, SAMPLE_THRESHOLD.load(Relaxed));
+    let continued = parent.and_then(|p| continue_trace(l, p));
+    // A sampled parent makes the tick kept: the caller's trace asks for this span.
+    let sampled =
+        continued.is_some_and(|p| p.sampled) || crate::sampling::sampled(tick_id, SAMPLE_THRESHOLD.load(Relaxed));
     let mode = if sampled {
         Mode::Record
     } else if CAPTURE_SLOW.load(Relaxed) {
@@ -30,6 +34,10 @@ fn begin_tick(l: &Local, site: &'static Site) -> Box<TickState> {
     };
     let mut state = l.take_state(site);
     state.begin(tick_id, site, mode, 0, 0);
+    if let Some(p) = continued {
+        state.trace.set(p.trace_id);
+        state.remote_parent.set(p.span_id);
+    }
     if mode != Mode::Count
         && let Some(th) = l.thread_data()
     {
@@ -37,6 +45,19 @@ fn begin_tick(l: &Local, site: &'static Site) -> Box<TickState> {
     }
     state.start = clock::now();
     state
+}
+
+/// The incoming trace of `traceparent`, or `None` (a malformed one is counted: the tick starts
+/// a new trace).
+#[cold]
+fn continue_trace(l: &Local, traceparent: &str) -> Option<trace_ids::Parent> {
+    let parent = trace_ids::parse_traceparent(traceparent);
+    if parent.is_none()
+        && let Some(th) = l.thread_data()
+    {
+        th.counters.bump(Counter::TraceparentInvalid, 1);
+    }
+    parent
 }
 
 /// Brings what a traced tick will write into the cache while its stages run: the span buffer
@@ -110,6 +131,7 @@ fn finish_tick(l: &Local, state: &TickState, end: u64, failed: bool) {
         (t.tick_id, t.site, t.reason, t.start, t.end) = (state.tick_id, state.site, reason, state.start, end);
         (t.missed, t.partial, t.failed, t.dropped, t.cap) = (missed, partial, failed, dropped, state.cap as usize);
         (t.remote, t.annotations, t.thread) = (remote, annotations, thread);
+        (t.trace_id, t.remote_parent) = (state.trace_id(), state.remote_parent.get());
         // The kept spans go into the slot; the slot's previous span buffer (read by the worker
         // by now) comes back as this thread's, capacity and all.
         std::mem::swap(&mut t.local, spans);
@@ -142,6 +164,18 @@ impl TickGuard {
     /// Starts a tick on this thread.
     #[inline]
     pub fn begin(site: &'static Site) -> TickGuard {
+        Self::begin_in(site, None)
+    }
+
+    /// Starts a tick that continues the trace of an incoming W3C `traceparent`
+    /// (`#[traced_tick(parent = EXPR)]`): `&str`, `String` or an `Option` of either.
+    #[inline]
+    pub fn begin_with_parent(site: &'static Site, parent: &impl IntoTraceparent) -> TickGuard {
+        Self::begin_in(site, parent.traceparent())
+    }
+
+    #[inline]
+    fn begin_in(site: &'static Site, parent: Option<&str>) -> TickGuard {
         if !ENABLED.load(Relaxed) {
             return TickGuard { inner: TickInner::Off };
         }
@@ -149,7 +183,7 @@ impl TickGuard {
         if l.current().is_some() {
             return TickGuard { inner: TickInner::Nested(StageGuard::enter(site)) };
         }
-        let state = Box::into_raw(begin_tick(l, site));
+        let state = Box::into_raw(begin_tick(l, site, parent));
         // SAFETY: just created; freed only in `drop` below.
         l.install(unsafe { &*state });
         TickGuard { inner: TickInner::Active(state) }
@@ -195,6 +229,8 @@ impl Drop for TickGuard {
 pub struct TickFuture<F: Future> {
     fut: F,
     site: &'static Site,
+    /// The incoming `traceparent` to continue (read at the first poll).
+    parent: Option<String>,
     state: Option<Box<TickState>>,
     phase: Phase,
     /// Whether an output is a failure (`Result::is_err` for a tick returning `Result`).
@@ -214,14 +250,29 @@ unsafe impl<F: Future + Send> Send for TickFuture<F> {}
 impl<F: Future> TickFuture<F> {
     /// Wraps the body of an async tick.
     pub fn new(site: &'static Site, fut: F) -> Self {
-        TickFuture { fut, site, state: None, phase: Phase::New, failed: None }
+        TickFuture { fut, site, parent: None, state: None, phase: Phase::New, failed: None }
+    }
+}
+
+impl<F: Future> TickFuture<F> {
+    /// Continues the trace of an incoming W3C `traceparent` (`#[traced_tick(parent = EXPR)]`).
+    pub fn with_parent(mut self, parent: &impl IntoTraceparent) -> Self {
+        self.parent = parent.traceparent().map(str::to_owned);
+        self
     }
 }
 
 impl<F: Future<Output: super::outcome::Outcome>> TickFuture<F> {
     /// Wraps the body of an async tick whose `Err` outputs are counted as failed ticks.
     pub fn fallible(site: &'static Site, fut: F) -> Self {
-        TickFuture { fut, site, state: None, phase: Phase::New, failed: Some(super::outcome::Outcome::is_failure) }
+        TickFuture {
+            fut,
+            site,
+            parent: None,
+            state: None,
+            phase: Phase::New,
+            failed: Some(super::outcome::Outcome::is_failure),
+        }
     }
 }
 
@@ -235,7 +286,7 @@ impl<F: Future> Future for TickFuture<F> {
         if this.phase == Phase::New {
             this.phase = Phase::Done;
             if ENABLED.load(Relaxed) && l.current().is_none() {
-                this.state = Some(begin_tick(l, this.site));
+                this.state = Some(begin_tick(l, this.site, this.parent.as_deref()));
                 this.phase = Phase::Running;
             }
         }

@@ -10,6 +10,7 @@ use super::counters::{self, Counter};
 use super::lockfree::chunks::ChunkStack;
 use super::site::Site;
 use super::switches::{ANNOTATION_CAP, SPAN_CAP};
+use super::trace_ids::{TraceId, new_trace_id};
 use super::trace_record::SpanRec;
 
 /// How the tick a span opens in records it.
@@ -83,6 +84,8 @@ const LANE_SHIFT: u32 = 20;
 /// The part of a tick that carried work (other threads, spawned tasks) reaches.
 pub(crate) struct Shared {
     pub(crate) tick_id: u64,
+    /// The continued trace, if any (lanes report the tick's trace id).
+    pub(crate) trace: TraceId,
     pub(crate) mode: Mode,
     next_lane: AtomicU32,
     pub(crate) partial_fail: AtomicBool,
@@ -145,6 +148,10 @@ pub(crate) struct TickState {
     pub(crate) shared: RefCell<Option<Arc<Shared>>>,
     /// The tick installed on this thread before this one (restored when this one leaves).
     pub(crate) prev: Cell<*mut TickState>,
+    /// The trace this tick continues (`traceparent`), or `NONE`: a fresh one from the tick id.
+    pub(crate) trace: Cell<TraceId>,
+    /// The incoming parent span (0: none).
+    pub(crate) remote_parent: Cell<u64>,
 }
 
 impl TickState {
@@ -166,6 +173,8 @@ impl TickState {
             annotations_dropped: Cell::new(0),
             shared: RefCell::new(None),
             prev: Cell::new(ptr::null_mut()),
+            trace: Cell::new(TraceId::NONE),
+            remote_parent: Cell::new(0),
         }
     }
 
@@ -180,6 +189,14 @@ impl TickState {
         self.dropped.set(0);
         self.partial_fail.set(false);
         self.annotations_dropped.set(0);
+        self.trace.set(TraceId::NONE);
+        self.remote_parent.set(0);
+    }
+
+    /// The tick's trace id: the continued one, or the fresh one of its tick id.
+    pub(crate) fn trace_id(&self) -> TraceId {
+        let t = self.trace.get();
+        if t.is_none() { new_trace_id(self.tick_id) } else { t }
     }
 
     /// Opens a span in this tick as a child of the open one.
@@ -240,6 +257,7 @@ impl TickState {
             .get_or_insert_with(|| {
                 Arc::new(Shared {
                     tick_id: self.tick_id,
+                    trace: self.trace.get(),
                     mode: self.mode,
                     next_lane: AtomicU32::new(1),
                     partial_fail: AtomicBool::new(false),

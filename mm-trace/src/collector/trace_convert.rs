@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::keys::{KeyKind, Labels, key_infos};
 use super::thread_data::thread_name;
+use super::trace_ids::span_hex;
 use super::trace_record::{RawTrace, SpanRec};
 use crate::summary::{TickTrace, TraceSpan};
 
@@ -23,8 +24,13 @@ pub(crate) fn to_trace(raw: &RawTrace) -> TickTrace {
     let mut thread_ids: Vec<u32> = spans.iter().map(|s| s.thread).chain([raw.thread]).collect();
     thread_ids.sort_unstable();
     thread_ids.dedup();
+    let trace = raw.trace_id;
     TickTrace {
         tick_id: raw.tick_id,
+        trace_id: trace.hex(),
+        span_id: span_hex(trace.span_id(0)),
+        parent_span_id: (raw.remote_parent != 0).then(|| span_hex(raw.remote_parent)),
+        start_unix_ns: crate::clock::epoch_unix_ns().saturating_add(raw.start_epoch_ns),
         name: raw.site.name().to_owned(),
         reason: raw.reason,
         start_ns: raw.start_epoch_ns,
@@ -42,10 +48,13 @@ pub(crate) fn to_trace(raw: &RawTrace) -> TickTrace {
                     Some(i) => (i.span_name(), "stage"),
                     None => ("?".to_owned(), "stage"),
                 };
+                // A parent that was left out (cap) or never existed hangs the span on the tick.
+                let parent = (s.parent != 0 && known.contains(&s.parent)).then_some(s.parent);
                 TraceSpan {
                     id: s.id,
-                    // A parent that was left out (cap) or never existed hangs the span on the tick.
-                    parent: (s.parent != 0 && known.contains(&s.parent)).then_some(s.parent),
+                    parent,
+                    span_id: span_hex(trace.span_id(s.id)),
+                    parent_span_id: span_hex(trace.span_id(parent.unwrap_or(0))),
                     name,
                     kind,
                     start_ns: rel(s.start),

@@ -2,6 +2,7 @@
 //! readings and metric keys, converted to a `TickTrace` only off the hot path (`trace_convert`).
 
 use super::site::Site;
+use super::trace_ids::TraceId;
 use crate::summary::KeepReason;
 
 /// How a span ended.
@@ -90,6 +91,9 @@ pub(crate) struct RawTrace {
     pub(crate) partial: bool,
     /// The tick's function returned `Err`.
     pub(crate) failed: bool,
+    /// Its W3C trace id, and the incoming parent span it continues (0: none).
+    pub(crate) trace_id: TraceId,
+    pub(crate) remote_parent: u64,
     /// Spans recorded on the tick's own thread.
     pub(crate) local: Vec<SpanRec>,
     /// Spans recorded by carried work (other threads and tasks).
@@ -120,6 +124,8 @@ impl RawTrace {
             missed: false,
             partial: false,
             failed: false,
+            trace_id: TraceId::NONE,
+            remote_parent: 0,
             local: Vec::new(),
             remote: Vec::new(),
             dropped: 0,

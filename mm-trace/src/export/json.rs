@@ -40,6 +40,9 @@ pub(crate) fn render(trace: &TickTrace) -> String {
         "schema": "mm-trace/golden-trace",
         "schema_version": 1,
         "tick_id": trace.tick_id,
+        "trace_id": trace.trace_id,
+        "span_id": trace.span_id,
+        "parent_span_id": trace.parent_span_id,
         "name": trace.name,
         "reason": trace.reason.as_str(),
         "duration_ns": trace.duration_ns,
@@ -74,6 +77,7 @@ fn children(
         .map(|s| {
             let mut m = Map::new();
             m.insert("name".into(), json!(s.name));
+            m.insert("span_id".into(), json!(s.span_id));
             m.insert("kind".into(), json!(s.kind));
             m.insert("start_ns".into(), json!(s.start_ns));
             m.insert("end_ns".into(), json!(s.end_ns));
@@ -112,9 +116,7 @@ mod tests {
             start_ns,
             end_ns,
             thread,
-            cancelled: false,
-            error: false,
-            labels: vec![],
+            ..TraceSpan::default()
         }
     }
 
@@ -125,14 +127,11 @@ mod tests {
             reason: KeepReason::Sampled,
             start_ns: 99,
             duration_ns: 100,
-            deadline_missed: false,
-            partial_fail: false,
-            error: false,
-            annotations: vec![],
             spans,
             spans_dropped: 0,
             threads: vec![(9, "bot".into()), (12, "thread-12".into()), (40, "thread-40".into())],
             thread: 9,
+            ..TickTrace::default()
         }
     }
 

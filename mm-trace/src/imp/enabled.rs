@@ -58,6 +58,10 @@ pub(crate) fn annotate(key: &str, value: &dyn std::fmt::Display) {
     events::annotate(key, value)
 }
 
+pub(crate) fn traceparent() -> Option<String> {
+    events::traceparent()
+}
+
 pub(crate) fn current_tick_id() -> Option<u64> {
     events::current_tick_id()
 }
