@@ -6,11 +6,14 @@
 //! render empty data).
 
 pub(crate) mod chrome;
+pub(crate) mod folded;
 #[cfg(feature = "http")]
 pub(crate) mod http;
 pub(crate) mod json;
+pub(crate) mod lanes;
 pub(crate) mod profile;
 pub(crate) mod prometheus;
+pub(crate) mod svg;
 
 use serde_json::{Map, Value};
 
