@@ -51,6 +51,9 @@
 //!   [`write_profile`]), Chrome traces ([`chrome_trace_json`], [`chrome_trace_json_from`],
 //!   [`write_chrome_trace`]), golden traces ([`golden_trace_json`], [`golden_trace_json_from`],
 //!   [`write_golden_trace`]); with feature `http` the `/metrics` endpoint (`serve_metrics`).
+//! - **Pictures**: [`tick_svg`] (one tick as a self-contained SVG timeline) and
+//!   [`folded_stacks`] / [`write_folded_stacks`] (flame-graph input); slow-tick files get an SVG
+//!   beside their JSON.
 //!   Tools reading profiles use [`profile`] (the document's types) and [`histogram`] (the bucket
 //!   layout and the quantile rule perf-gate shares).
 //!
@@ -130,6 +133,8 @@ pub use api::exporters::{
     prometheus_text_units, set_profile_label, write_chrome_trace, write_golden_trace, write_profile,
     write_prometheus_text,
 };
+// Pictures: one tick as an SVG timeline, folded stacks for flame graphs (`api/exporters.rs`).
+pub use api::exporters::{folded_stacks, tick_svg, write_folded_stacks};
 
 /// Not public API: what the macros expand to. May change in any release.
 #[doc(hidden)]

@@ -231,6 +231,9 @@ pub struct TickTrace {
     pub duration_ns: u64,
     /// Whether it missed the deadline.
     pub deadline_missed: bool,
+    /// The deadline it was held to, ns (its kind's `deadline_ms` when the trace was read);
+    /// `None` when unknown (a trace built by hand).
+    pub deadline_ns: Option<u64>,
     /// Whether [`crate::partial_fail`] was called during it.
     pub partial_fail: bool,
     /// Whether the tick's function returned `Err`.

@@ -177,10 +177,19 @@ pub fn write_profile(path: impl AsRef<Path>) -> Result<(), Error> {
 }
 
 /// Chrome trace-event JSON of the recent kept ticks ([`recent_traces`](crate::recent_traces())), to open in Perfetto
-/// (ui.perfetto.dev, "Open trace file") or chrome://tracing.
+/// (ui.perfetto.dev, "Open trace file"), chrome://tracing or speedscope (`npx speedscope trace.json`,
+/// offline). Name the file `trace.json`: speedscope picks its importer from the name.
 ///
-/// One complete (`"ph":"X"`) event per tick and per span, `ts`/`dur` in microseconds,
-/// `tid` the thread ordinal, and `"ph":"M"` events naming the process and threads.
+/// Each tick and span is a slice named after its stage (`name` is the stage name, so viewers
+/// that group by name, as speedscope does, see one frame per stage) on the track of the thread
+/// that recorded it. Spans of one thread that overlap without nesting (concurrent futures
+/// polled on one worker thread) go to lanes of that thread, tracks of their own named
+/// "<thread> (lane N)", so that on every track slices nest or are disjoint, as Perfetto needs.
+/// A slice is a begin event (`"ph":"B"`, no arguments) and an end event (`"ph":"E"`) whose
+/// arguments the viewers merge into the slice: `tick_id`, `trace_id`, `span_id`,
+/// `parent_span_id`, `error`, `cancelled`, labels (ticks: reason, flags, annotations). A
+/// zero-length slice is one `"ph":"X"` event. `ts` is in microseconds; `"ph":"M"` events name
+/// the process and every track.
 ///
 /// ```
 /// let doc: serde_json::Value = serde_json::from_str(&mm_trace::chrome_trace_json()).unwrap();
@@ -204,9 +213,9 @@ pub fn chrome_trace_json_from(traces: &[TickTrace]) -> String {
 /// Writes [`chrome_trace_json`] to `path`.
 ///
 /// ```
-/// let path = std::env::temp_dir().join(format!("mm-trace-doc-{}.trace.json", std::process::id()));
-/// mm_trace::write_chrome_trace(&path).unwrap();
-/// # std::fs::remove_file(&path).unwrap();
+/// let dir = std::env::temp_dir().join(format!("mm-trace-doc-chrome-{}", std::process::id()));
+/// mm_trace::write_chrome_trace(dir.join("trace.json")).unwrap();
+/// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub fn write_chrome_trace(path: impl AsRef<Path>) -> Result<(), Error> {
     write_file(path.as_ref(), &chrome_trace_json())
@@ -280,4 +289,71 @@ pub fn write_golden_trace(path: impl AsRef<Path>) -> Result<(), Error> {
 /// ```
 pub fn golden_trace_json_from(trace: &TickTrace) -> String {
     export::json::render(trace)
+}
+
+/// One tick as a self-contained SVG timeline: no script, no external reference, so it opens in
+/// any browser or image viewer offline and shows on a code-review page.
+///
+/// A row per thread, and per lane of a thread whose spans overlap without nesting; stages
+/// nested under their parents (children drawn below and within them); a time axis in ms since
+/// the tick began; the deadline as a red dashed line (the part of the tick past it shaded
+/// red); each bar labelled with its name and duration (inside it, beside it, or cut with `…`
+/// when neither fits); a `<title>` tooltip per bar with its start, duration, self time,
+/// thread, ids, `Err`/cancelled flags and labels; and a table of the tick's stages by total
+/// time. Spans that returned `Err` have a red outline, cancelled ones are faded and dashed.
+/// Every slow tick written to `golden_dir` gets one beside its JSON (`slow_trace_<tick>-<run>.svg`).
+///
+/// ```
+/// use mm_trace::{TickTrace, TraceSpan};
+/// let trace = TickTrace {
+///     tick_id: 7, name: "tick".into(), duration_ns: 240_000_000, deadline_missed: true,
+///     deadline_ns: Some(200_000_000), thread: 1, threads: vec![(1, "bot".into())],
+///     spans: vec![TraceSpan { id: 1, name: "fetch_md".into(), kind: "stage", start_ns: 1_000_000,
+///                             end_ns: 230_000_000, thread: 1, ..Default::default() }],
+///     ..Default::default()
+/// };
+/// let svg = mm_trace::tick_svg(&trace);
+/// assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+/// assert!(svg.contains("fetch_md 229 ms") && svg.contains("deadline 200 ms"));
+/// assert!(!svg.contains("<script"));
+/// ```
+pub fn tick_svg(trace: &TickTrace) -> String {
+    export::svg::render(trace, trace.deadline_ns)
+}
+
+/// Folded stacks of the given ticks for flame-graph tools (inferno's `inferno-flamegraph`,
+/// `flamegraph.pl`, speedscope): a line per distinct stack, `tick;fetch_md;GET book 63015`,
+/// the tick's name then each stage from the outermost down, and the stack's **self time in
+/// microseconds** summed over `traces` (a span's wall time minus what its children cover,
+/// overlapping children counted once; stacks that round to 0 µs are left out). Children that ran
+/// in parallel each count in full, so a stage with parallel children is wider than its wall
+/// time, as in a CPU flame graph over several threads. Sorted by stack.
+///
+/// ```
+/// use mm_trace::{TickTrace, TraceSpan};
+/// let span = |id, parent, name: &str, start_ns, end_ns| TraceSpan {
+///     id, parent, name: name.into(), kind: "stage", start_ns, end_ns, ..Default::default()
+/// };
+/// let trace = TickTrace {
+///     name: "tick".into(), duration_ns: 100_000,
+///     spans: vec![span(1, None, "fetch_md", 0, 90_000), span(2, Some(1), "GET book", 5_000, 68_015)],
+///     ..Default::default()
+/// };
+/// let folded = mm_trace::folded_stacks(&[trace]);
+/// assert_eq!(folded, "tick 10\ntick;fetch_md 27\ntick;fetch_md;GET book 63\n");
+/// ```
+pub fn folded_stacks(traces: &[TickTrace]) -> String {
+    export::folded::render(traces)
+}
+
+/// Writes [`folded_stacks`] of the recent kept ticks ([`recent_traces`](crate::recent_traces())) to `path`,
+/// e.g. for `inferno-flamegraph stacks.folded > flame.svg`.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("mm-trace-doc-folded-{}", std::process::id()));
+/// mm_trace::write_folded_stacks(dir.join("stacks.folded")).unwrap();
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn write_folded_stacks(path: impl AsRef<Path>) -> Result<(), Error> {
+    write_file(path.as_ref(), &folded_stacks(&imp::recent_traces()))
 }

@@ -36,6 +36,7 @@ pub(crate) fn to_trace(raw: &RawTrace) -> TickTrace {
         start_ns: raw.start_epoch_ns,
         duration_ns: raw.ticks_to_ns(raw.end.saturating_sub(raw.start)),
         deadline_missed: raw.missed,
+        deadline_ns: Some(super::tick_kinds::deadline_ns(raw.site.total_key())),
         partial_fail: raw.partial,
         error: raw.failed,
         annotations: raw.annotations.clone(),
