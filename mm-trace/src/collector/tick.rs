@@ -131,7 +131,8 @@ fn finish_tick(l: &Local, state: &TickState, end: u64, failed: bool) {
         (t.tick_id, t.site, t.reason, t.start, t.end) = (state.tick_id, state.site, reason, state.start, end);
         (t.missed, t.partial, t.failed, t.dropped, t.cap) = (missed, partial, failed, dropped, state.cap as usize);
         (t.remote, t.annotations, t.thread) = (remote, annotations, thread);
-        (t.trace_id, t.remote_parent) = (state.trace_id(), state.remote_parent.get());
+        // A continued trace's id; a fresh one (`NONE` here) is drawn by the worker, off this thread.
+        (t.trace_id, t.remote_parent) = (state.trace.get(), state.remote_parent.get());
         // The kept spans go into the slot; the slot's previous span buffer (read by the worker
         // by now) comes back as this thread's, capacity and all.
         std::mem::swap(&mut t.local, spans);

@@ -9,7 +9,9 @@
 //! millisecond while traces arrive, backing off to 2 ms when idle), so tick threads never have
 //! to wake it with a syscall.
 //!
-//! Trace files are named `golden_trace_<tick>-<run>.json` and `slow_trace_<tick>-<run>.json`.
+//! Trace files are named `golden_trace_<tick>-<run>.json` and `slow_trace_<tick>-<run>.json`;
+//! each slow one has its picture beside it, `slow_trace_<tick>-<run>.svg` (not listed in
+//! `files_written`, which names the JSON files).
 //! Tick ids restart at 1 in every process, so `<run>`, this process's `run_id`, keeps two runs
 //! (or two processes) that share a `golden_dir` from overwriting each other's files.
 
@@ -26,6 +28,7 @@ use super::keys::TICK_TOTAL;
 use super::switches::SLOW_QUANTILE_NS;
 use super::thread_data::threads;
 use super::trace_convert::to_trace;
+use super::trace_ids::new_trace_id;
 use super::trace_record::RawTrace;
 use crate::clock;
 use crate::config::TraceConfig;
@@ -232,6 +235,10 @@ fn handle(trace: &RawTrace) {
     let mut kept =
         if st.ring.len() >= st.settings.ring { st.ring.pop_front() } else { None }.unwrap_or_else(RawTrace::empty);
     kept.copy_from(trace);
+    if kept.trace_id.is_none() {
+        // The fresh trace id of the tick (the one `traceparent()` gave during it).
+        kept.trace_id = new_trace_id(kept.tick_id);
+    }
     // `ticks_to_ns(1 << 32)` is the factor itself (exact: the factor is below 2^64).
     kept.mult = clock::ticks_to_ns(1 << 32);
     kept.start_epoch_ns = clock::reading_to_epoch_ns(kept.start);
@@ -241,17 +248,28 @@ fn handle(trace: &RawTrace) {
     st.ring.push_back(kept);
     drop(st);
     if let Some((path, raw)) = golden {
-        let json = crate::export::json::render(&to_trace(&raw));
+        let trace = to_trace(&raw);
+        let json = crate::export::json::render(&trace);
         // Temporary file in the same directory, then rename: readers never see half a file.
         match crate::fs::write_file(&path, &json) {
-            Ok(()) => lock().files_written.push(path),
-            Err(e) => {
-                counters::add(Counter::ExportErrors, 1);
-                if !ERROR_REPORTED.swap(true, Relaxed) {
-                    eprintln!("mm-trace: cannot write trace {e} (further errors are only counted)");
-                }
+            Ok(()) => lock().files_written.push(path.clone()),
+            Err(e) => export_error(&e),
+        }
+        // A slow tick's picture beside its JSON: as many as the slow files, no more.
+        if trace.reason == KeepReason::Slow {
+            let svg = crate::export::svg::render(&trace, trace.deadline_ns);
+            if let Err(e) = crate::fs::write_file(&path.with_extension("svg"), &svg) {
+                export_error(&e);
             }
         }
+    }
+}
+
+/// Counts a trace file that could not be written; the first one is also reported on stderr.
+fn export_error(e: &crate::error::Error) {
+    counters::add(Counter::ExportErrors, 1);
+    if !ERROR_REPORTED.swap(true, Relaxed) {
+        eprintln!("mm-trace: cannot write trace {e} (further errors are only counted)");
     }
 }
 
