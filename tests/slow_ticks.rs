@@ -48,11 +48,23 @@ fn file_name(p: &Path) -> String {
     p.file_name().unwrap().to_string_lossy().into_owned()
 }
 
-/// The names of the files in `dir` (none if it does not exist), sorted.
+/// The names of the trace files (JSON, and temporary files) in `dir` (none if it does not
+/// exist), sorted; the pictures beside slow traces are listed by [`pictures_in`].
 fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
+    names.retain(|n| !n.ends_with(".svg"));
+    names.sort();
+    names
+}
+
+/// The names of the `.svg` files in `dir`, sorted.
+fn pictures_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.retain(|n| n.ends_with(".svg"));
     names.sort();
     names
 }
@@ -103,6 +115,11 @@ fn every_slow_tick_has_a_trace_and_no_fast_one_does() {
     assert_eq!(files_in(dir.path()), want);
     let text = std::fs::read_to_string(dir.path().join(&want[0])).unwrap();
     assert!(text.contains("\"reason\": \"slow\""), "{text}");
+    // Issue 17: every slow trace on disk has its picture beside it.
+    let pictures: Vec<String> = want.iter().map(|f| f.replace(".json", ".svg")).collect();
+    assert_eq!(pictures_in(dir.path()), pictures);
+    let svg = std::fs::read_to_string(dir.path().join(&pictures[0])).unwrap();
+    assert!(svg.starts_with("<svg ") && svg.contains(">work ") && svg.contains("deadline 5.00 ms"), "{svg}");
 }
 
 #[test]
