@@ -31,12 +31,18 @@ pub(crate) struct Placed {
 /// Places every item on a lane of its thread such that on each lane any two items are nested
 /// (one contains the other, ends included) or disjoint (touching ends allowed).
 ///
-/// Items are taken by start time, longer first, parents before children; each goes to its
-/// parent's lane if it nests there, else to the first lane where it does, else to a new lane.
+/// Items are taken by start time (zero-length ones first, then longer first, parents before
+/// children); each goes to its parent's lane if it nests there, else to the first lane where it
+/// does, else to a new lane.
 pub(crate) fn assign(items: &[Item]) -> Vec<Placed> {
     let depth = depths(items);
     let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by_key(|&i| (items[i].thread, items[i].start, Reverse(items[i].end), depth[i], i));
+    // At one start, zero-length items first: they nest in what ends there rather than in what
+    // begins there (which may be deeper or shallower than their parent).
+    order.sort_by_key(|&i| {
+        let it = &items[i];
+        (it.thread, it.start, it.end > it.start, Reverse(it.end), depth[i], i)
+    });
     let mut placed = vec![Placed { lane: 0, enclosing: None, rank: 0 }; items.len()];
     // A parent placed after its child (a clock that stepped back between threads) is no hint.
     let mut done = vec![false; items.len()];
@@ -50,7 +56,7 @@ pub(crate) fn assign(items: &[Item]) -> Vec<Placed> {
             lanes.clear();
         }
         for stack in &mut lanes {
-            while stack.last().is_some_and(|&(_, end)| end <= it.start) {
+            while stack.last().is_some_and(|&(_, end)| end < it.start || (end == it.start && it.end > it.start)) {
                 stack.pop();
             }
         }
@@ -188,6 +194,7 @@ mod tests {
         assert!(placed.iter().all(|p| p.lane == 0), "{placed:?}");
         assert_eq!(placed[3].enclosing, Some(1), "the child of an equal parent nests in it");
         assert_eq!(placed[2].enclosing, None, "what starts where another ends follows it");
+        assert_eq!(placed[0].enclosing, Some(3), "a zero-length item nests in what ends where it is");
     }
 
     #[test]
