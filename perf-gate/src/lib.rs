@@ -24,6 +24,7 @@
 //! statistics, the CI recipe and the measured accuracy are in `docs/PERF_GATE.md`.
 
 pub mod canary;
+pub mod chart;
 pub mod cli;
 pub mod compare;
 pub mod profile;
@@ -153,7 +154,8 @@ fn run_compare(args: &CompareArgs, stdout: &mut dyn Write) -> Result<u8, InputEr
     let (bn, cn) = (names(&args.baseline), names(&args.current));
     let ctx = report::Context { settings: &settings, metrics: &metrics, baseline: &bn, current: &cn };
     if let Some(path) = &args.report {
-        write_report(path, &report::markdown(&rows, &ctx))?;
+        write_report(&chart::path_beside(path), &chart::svg(&rows, &baseline, &current, &settings))?;
+        write_report(path, &chart::with_link(&report::markdown(&rows, &ctx), path))?;
     }
     let _ = writeln!(stdout, "{}", report::summary_line(&rows, &settings).replace("**", ""));
     for r in &rows {
