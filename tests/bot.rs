@@ -6,6 +6,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+#[path = "support/trace_events.rs"]
+mod trace_events;
+
 fn json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -114,19 +117,32 @@ fn short_demo_run_writes_every_artefact_and_async_beats_sequential() {
         assert!(prom.contains("mm_exchange_req_ms_count{verb=\"POST\",api=\"order\",venue=\"kraken\"}"), "{prom}");
         assert!(prom.contains("# TYPE mm_stage_errors_total counter"), "{prom}");
 
-        let chrome = json(&dir.join("trace.chrome.json"));
+        let chrome = json(&dir.join("trace.json"));
         let events = chrome["traceEvents"].as_array().unwrap();
-        assert!(events.iter().any(|e| e["ph"] == "X" && e["name"] == "fetch_md"), "{mode}: no fetch_md span");
         assert!(events.iter().any(|e| e["ph"] == "M" && e["name"] == "thread_name"));
+        // Issue 17: as Perfetto and speedscope read it, every track a well-formed stack.
+        let slices = trace_events::slices(&chrome);
+        assert!(slices.iter().any(|s| s.name == "fetch_md"), "{mode}: no fetch_md span");
+        trace_events::assert_nested_per_track(&slices);
 
         let traces: Vec<_> = std::fs::read_dir(dir.join("traces")).unwrap().flatten().collect();
         assert!(!traces.is_empty(), "{mode}: no golden or slow traces");
         for t in traces {
             let name = t.file_name().into_string().unwrap();
             assert!(name.starts_with("golden_trace_") || name.starts_with("slow_trace_"), "{name}");
+            if let Some(stem) = name.strip_suffix(".svg") {
+                // A slow trace's picture, beside its JSON.
+                assert!(stem.starts_with("slow_trace_") && dir.join("traces").join(format!("{stem}.json")).is_file());
+                assert!(std::fs::read_to_string(t.path()).unwrap().starts_with("<svg "), "{name}");
+                continue;
+            }
             let v = json(&t.path());
             assert!(v.is_object(), "{name}");
         }
+        let folded = std::fs::read_to_string(dir.join("stacks.folded")).unwrap();
+        assert!(folded.lines().any(|l| l.starts_with("tick;") && l.contains(";GET book ")), "{mode}: {folded}");
+        let svg = std::fs::read_to_string(dir.join("slowest_tick.svg")).unwrap();
+        assert!(svg.starts_with("<svg ") && svg.contains("fetch_md"), "{mode}");
     }
     let (seq, asy) = (p95[0], p95[1]);
     // 1.96 - 2.3x on a quiet 2-vCPU machine; 1.30 - 1.64x with both cores saturated by other
@@ -135,19 +151,17 @@ fn short_demo_run_writes_every_artefact_and_async_beats_sequential() {
     assert!(asy * 1.2 < seq, "async batching p95 {asy} ms should clearly beat sequential {seq} ms");
 
     // Async mode overlaps its symbols' fetches within a tick.
-    let chrome = json(&out.join("async/trace.chrome.json"));
-    let fetches: Vec<(f64, f64, u64)> = chrome["traceEvents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["ph"] == "X" && e["name"] == "fetch_md")
-        .map(|e| (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap(), e["args"]["tick_id"].as_u64().unwrap()))
+    let chrome = json(&out.join("async/trace.json"));
+    let fetches: Vec<(i64, i64, u64)> = trace_events::slices(&chrome)
+        .into_iter()
+        .filter(|s| s.name == "fetch_md")
+        .map(|s| (s.start, s.end, s.args["tick_id"].as_u64().unwrap()))
         .collect();
-    let first_tick = fetches[0].2;
+    let first_tick = fetches.iter().map(|f| f.2).min().unwrap();
     let same: Vec<_> = fetches.iter().filter(|f| f.2 == first_tick).collect();
     assert_eq!(same.len(), 8, "8 symbols fetched in one tick");
-    let latest_start = same.iter().map(|f| f.0).fold(f64::MIN, f64::max);
-    let earliest_end = same.iter().map(|f| f.0 + f.1).fold(f64::MAX, f64::min);
+    let latest_start = same.iter().map(|f| f.0).max().unwrap();
+    let earliest_end = same.iter().map(|f| f.1).min().unwrap();
     assert!(latest_start < earliest_end, "the 8 fetch_md spans overlap");
 
     let report = std::fs::read_to_string(out.join("perf_gate_report.md")).unwrap();

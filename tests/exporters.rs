@@ -5,6 +5,8 @@
 //! Tests share the global collector, so they run one at a time (`SERIAL`).
 
 mod support;
+#[path = "support/trace_events.rs"]
+mod trace_events;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -708,7 +710,7 @@ fn golden_dir_errors_child(dir: PathBuf) {
 // Chrome trace events
 
 #[test]
-fn chrome_trace_has_complete_events_thread_names_and_8_overlapping_parallel_spans() {
+fn chrome_trace_has_nested_slices_thread_names_and_8_overlapping_parallel_spans() {
     let _g = setup(TraceConfig { chrome_ring_ticks: 4, ..cfg() });
     const THREADS: usize = 8;
     for _ in 0..6 {
@@ -740,59 +742,54 @@ fn chrome_trace_has_complete_events_thread_names_and_8_overlapping_parallel_span
     let events = doc["traceEvents"].as_array().unwrap();
     let pid = u64::from(std::process::id());
     let mut thread_names: BTreeMap<u64, String> = BTreeMap::new();
-    let mut ticks: BTreeMap<u64, (f64, f64, u64)> = BTreeMap::new();
-    let mut spans = Vec::new();
     for e in events {
         assert_eq!(e["pid"], pid, "{e}");
-        match e["ph"].as_str().unwrap() {
-            "M" => {
-                if e["name"] == "thread_name" {
-                    thread_names.insert(e["tid"].as_u64().unwrap(), e["args"]["name"].as_str().unwrap().to_owned());
-                }
-            }
-            "X" => {
-                let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
-                assert!(ts >= 0.0 && dur >= 0.0, "{e}");
-                assert!(e["name"].is_string() && e["tid"].is_u64(), "{e}");
-                if e["cat"] == "tick" {
-                    ticks.insert(e["args"]["tick_id"].as_u64().unwrap(), (ts, dur, e["tid"].as_u64().unwrap()));
-                } else {
-                    spans.push(e);
-                }
-            }
-            other => panic!("unexpected phase {other}: {e}"),
+        if e["ph"] == "M" && e["name"] == "thread_name" {
+            thread_names.insert(e["tid"].as_u64().unwrap(), e["args"]["name"].as_str().unwrap().to_owned());
+        }
+    }
+    // Read as a viewer does: B/E pairs per track, every track a well-formed stack.
+    let all = trace_events::slices(&doc);
+    trace_events::assert_nested_per_track(&all);
+    let mut ticks: BTreeMap<u64, (i64, i64, u64)> = BTreeMap::new();
+    let mut spans = Vec::new();
+    for s in &all {
+        assert!(s.start >= 0 && s.end >= s.start, "{s:?}");
+        if s.cat == "tick" {
+            ticks.insert(s.args["tick_id"].as_u64().unwrap(), (s.start, s.end, s.tid));
+        } else {
+            spans.push(s);
         }
     }
     assert_eq!(ticks.keys().copied().collect::<Vec<_>>(), vec![3, 4, 5, 6], "the last chrome_ring_ticks ticks");
-    for e in &spans {
-        let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
-        let (tts, tdur, _) = ticks[&e["args"]["tick_id"].as_u64().unwrap()];
-        assert!(ts >= tts - 1e-3 && ts + dur <= tts + tdur + 1e-3, "span outside its tick: {e}");
-        assert!(thread_names.contains_key(&e["tid"].as_u64().unwrap()), "no thread_name for {e}");
+    for s in &spans {
+        let (tstart, tend, _) = ticks[&s.args["tick_id"].as_u64().unwrap()];
+        assert!(s.start >= tstart && s.end <= tend, "span outside its tick: {s:?}");
+        assert!(thread_names.contains_key(&s.tid), "no thread_name for {s:?}");
     }
     for (_, _, tid) in ticks.values() {
         assert!(thread_names.contains_key(tid));
     }
     for tick_id in 3..=6u64 {
-        let of_tick: Vec<&&Value> = spans.iter().filter(|e| e["args"]["tick_id"] == tick_id).collect();
-        let fan_out = of_tick.iter().find(|e| e["name"] == "fan_out").expect("fan_out span");
-        let per_symbol: Vec<&&Value> = of_tick.iter().filter(|e| e["name"] == "per_symbol").copied().collect();
+        let of_tick: Vec<_> = spans.iter().filter(|s| s.args["tick_id"] == tick_id).collect();
+        let fan_out = of_tick.iter().find(|s| s.name == "fan_out").expect("fan_out span");
+        let per_symbol: Vec<_> = of_tick.iter().filter(|s| s.name == "per_symbol").collect();
         assert_eq!(per_symbol.len(), THREADS, "tick {tick_id}");
-        let tids: BTreeSet<u64> = per_symbol.iter().map(|e| e["tid"].as_u64().unwrap()).collect();
+        let tids: BTreeSet<u64> = per_symbol.iter().map(|s| s.tid).collect();
         assert_eq!(tids.len(), THREADS, "one thread each");
         let names: BTreeSet<&str> = tids.iter().map(|t| thread_names[t].as_str()).collect();
         assert_eq!(
             names,
             (0..THREADS).map(|i| format!("symbol-{i}")).collect::<BTreeSet<_>>().iter().map(String::as_str).collect()
         );
-        let latest_start = per_symbol.iter().map(|e| e["ts"].as_f64().unwrap()).fold(f64::MIN, f64::max);
-        let earliest_end =
-            per_symbol.iter().map(|e| e["ts"].as_f64().unwrap() + e["dur"].as_f64().unwrap()).fold(f64::MAX, f64::min);
+        let latest_start = per_symbol.iter().map(|s| s.start).max().unwrap();
+        let earliest_end = per_symbol.iter().map(|s| s.end).min().unwrap();
         assert!(latest_start < earliest_end, "all {THREADS} spans overlap in time (tick {tick_id})");
-        for e in &per_symbol {
-            let dur = e["dur"].as_f64().unwrap();
-            assert!((5_000.0..1_000_000.0).contains(&dur), "dur is in microseconds: {dur}");
-            assert_eq!(e["args"]["parent_span_id"], fan_out["args"]["span_id"], "carried spans hang under fan_out");
+        for s in &per_symbol {
+            // `ts` is in microseconds: a 5 ms span spans 5000 of them (`slices` gives ns).
+            let dur = s.end - s.start;
+            assert!((5_000_000..1_000_000_000).contains(&dur), "ts is in microseconds: {dur} ns");
+            assert_eq!(s.args["parent_span_id"], fan_out.args["span_id"], "carried spans hang under fan_out");
         }
     }
     let dir = TempDir::new("chrome");

@@ -176,7 +176,8 @@ fn run_mode(args: &Args, mode: Mode, cfg: TraceConfig, dir: &Path) -> Result<Sum
     mm_trace::flush();
     mm_trace::write_profile(dir.join("perf_profile.json"))?;
     mm_trace::write_prometheus_text(dir.join("metrics.prom"))?;
-    mm_trace::write_chrome_trace(dir.join("trace.chrome.json"))?;
+    mm_trace::write_chrome_trace(dir.join("trace.json"))?;
+    write_pictures(dir)?;
     Ok(mm_trace::summary())
 }
 
@@ -275,8 +276,10 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     for path in entries {
         if path.is_dir() {
             if path.file_name().is_some_and(|n| n == "traces") {
-                let n = std::fs::read_dir(&path).map_or(0, |d| d.count());
-                out.push(path.join(format!("({n} golden/slow trace files)")));
+                let names: Vec<_> = std::fs::read_dir(&path).map_or(Vec::new(), |d| d.flatten().collect());
+                let svg = names.iter().filter(|e| e.path().extension().is_some_and(|x| x == "svg")).count();
+                let n = names.len() - svg;
+                out.push(path.join(format!("({n} golden/slow trace files, {svg} slow-tick pictures)")));
             } else {
                 out.extend(walk(&path));
             }
@@ -285,4 +288,16 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The mode's pictures of its recent kept ticks: folded stacks (`stacks.folded`, self time in
+/// µs, for inferno-flamegraph or speedscope) and the slowest tick as an SVG timeline
+/// (`slowest_tick.svg`). Slow ticks also get theirs in `traces/`, beside their JSON.
+fn write_pictures(dir: &Path) -> Result<(), BoxError> {
+    let recent = mm_trace::recent_traces();
+    mm_trace::fs::write_file(&dir.join("stacks.folded"), &mm_trace::folded_stacks(&recent))?;
+    if let Some(slowest) = recent.iter().max_by_key(|t| t.duration_ns) {
+        mm_trace::fs::write_file(&dir.join("slowest_tick.svg"), &mm_trace::tick_svg(slowest))?;
+    }
+    Ok(())
 }

@@ -137,7 +137,18 @@ pub(crate) fn render(t: &TickTrace, deadline_ns: Option<u64>) -> String {
     }
 
     // Rows' backgrounds and labels.
-    let names: HashMap<u32, &str> = t.threads.iter().map(|(o, n)| (*o, n.as_str())).collect();
+    // Thread names; two threads of one name (a pool's workers) are told apart by their ordinal.
+    let mut names: HashMap<u32, String> = HashMap::new();
+    for &thread in &threads {
+        let name = t.threads.iter().find(|(o, _)| *o == thread).map_or("", |(_, n)| n.as_str());
+        let twins = t.threads.iter().filter(|(o, n)| n == name && threads.contains(o)).count();
+        let shown = match name {
+            "" => format!("thread-{thread}"),
+            n if twins > 1 => format!("{n} #{thread}"),
+            n => n.to_owned(),
+        };
+        names.insert(thread, shown);
+    }
     for (k, r) in rows.iter().enumerate() {
         let h = f64::from(r.levels) * LEVEL + 2.0;
         let fill = if k % 2 == 0 { "#f6f6f6" } else { "#ececec" };
@@ -269,7 +280,7 @@ pub(crate) fn render(t: &TickTrace, deadline_ns: Option<u64>) -> String {
             let _ = writeln!(
                 out,
                 r#"<g class="deadline" data-ns="{d}"><line x1="{dx}" y1="{}" x2="{dx}" y2="{plot_bottom}" stroke="{RED}" stroke-width="1.5" stroke-dasharray="6 3"/><text x="{}" y="{}" fill="{RED}" text-anchor="{anchor}">deadline {}</text></g>"#,
-                axis_y - 16.0,
+                axis_y,
                 round2(dx + shift),
                 axis_y - 18.0,
                 duration(d)
@@ -337,11 +348,8 @@ struct Row {
     y: f64,
 }
 
-fn row_name(names: &HashMap<u32, &str>, thread: u32, lane: u32) -> String {
-    let base = match names.get(&thread) {
-        Some(n) if !n.is_empty() => (*n).to_owned(),
-        _ => format!("thread-{thread}"),
-    };
+fn row_name(names: &HashMap<u32, String>, thread: u32, lane: u32) -> String {
+    let base = names.get(&thread).cloned().unwrap_or_else(|| format!("thread-{thread}"));
     if lane == 0 { base } else { format!("{base} (lane {})", lane + 1) }
 }
 
