@@ -294,6 +294,26 @@ fn check_tick_svg(t: &TickTrace, root: &El) {
             assert!(y > py, "span {id} not below its parent on their row");
         }
     }
+    // A bar drawn below others on its row hangs under one of its ancestors, never a sibling.
+    for (id, g) in &drawn {
+        let depth: u32 = g.attr("data-depth").parse().unwrap();
+        if depth == 0 {
+            continue;
+        }
+        let mut at = by_id[id].parent;
+        let mut found = false;
+        while let Some(p) = at {
+            let pg = drawn[&p];
+            let same_row =
+                pg.attr("data-thread") == g.attr("data-thread") && pg.attr("data-lane") == g.attr("data-lane");
+            if same_row && pg.attr("data-depth") == (depth - 1).to_string() {
+                found = true;
+                break;
+            }
+            at = by_id[&p].parent;
+        }
+        assert!(found, "span {id} at depth {depth} is not under an ancestor of its row");
+    }
     // Bars at one height of one row never overlap.
     let mut levels: BTreeMap<(String, String, String), Vec<(f64, f64)>> = BTreeMap::new();
     for g in drawn.values() {

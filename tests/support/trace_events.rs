@@ -71,9 +71,29 @@ pub fn slices(doc: &Value) -> Vec<Slice> {
     out
 }
 
+/// `(trace_id, span_id)` of a slice, from its arguments.
+fn key(s: &Slice) -> Option<(String, String)> {
+    Some((s.args["trace_id"].as_str()?.to_owned(), s.args["span_id"].as_str()?.to_owned()))
+}
+
 /// Panics if two slices of one track partly overlap (neither contains the other and they are
-/// not disjoint); returns how many tracks were checked.
+/// not disjoint), or if a slice lies within one that is not its ancestor (siblings stacked as
+/// caller and callee: a wrong call tree in Perfetto and speedscope); returns how many tracks
+/// were checked.
 pub fn assert_nested_per_track(slices: &[Slice]) -> usize {
+    let parent: BTreeMap<(String, String), String> =
+        slices.iter().filter_map(|s| Some((key(s)?, s.args["parent_span_id"].as_str()?.to_owned()))).collect();
+    let is_ancestor = |a: &Slice, b: &Slice| {
+        let (Some((ta, sa)), Some((tb, mut at))) = (key(a), key(b)) else { return true };
+        for _ in 0..=slices.len() {
+            match parent.get(&(tb.clone(), at.clone())) {
+                Some(p) if *p == sa && ta == tb => return true,
+                Some(p) => at = p.clone(),
+                None => return false,
+            }
+        }
+        false
+    };
     let mut by_track: BTreeMap<(u64, u64), Vec<&Slice>> = BTreeMap::new();
     for s in slices {
         by_track.entry((s.pid, s.tid)).or_default().push(s);
@@ -87,6 +107,7 @@ pub fn assert_nested_per_track(slices: &[Slice]) -> usize {
             }
             if let Some(top) = stack.last() {
                 assert!(s.end <= top.end, "on track {track:?}, {s:?} partly overlaps {top:?}");
+                assert!(is_ancestor(top, s), "on track {track:?}, {s:?} lies within {top:?}, not its ancestor");
             }
             stack.push(s);
         }

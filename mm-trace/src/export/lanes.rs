@@ -29,7 +29,8 @@ pub(crate) struct Placed {
 }
 
 /// Places every item on a lane of its thread such that on each lane any two items are nested
-/// (one contains the other, ends included) or disjoint (touching ends allowed).
+/// (one contains the other, ends included, and is its ancestor) or disjoint (touching ends
+/// allowed).
 ///
 /// Items are taken by start time (zero-length ones first, then longer first, parents before
 /// children); each goes to its parent's lane if it nests there, else to the first lane where it
@@ -60,7 +61,11 @@ pub(crate) fn assign(items: &[Item]) -> Vec<Placed> {
                 stack.pop();
             }
         }
-        let fits = |stack: &Vec<(usize, u64)>| stack.last().is_none_or(|&(_, end)| end >= it.end);
+        // Nesting on a track reads as a call tree (Perfetto's slices, speedscope's stacks): an
+        // item may only nest in one of its ancestors, never in a sibling that happens to span it.
+        let fits = |stack: &Vec<(usize, u64)>| {
+            stack.last().is_none_or(|&(top, end)| end >= it.end && is_ancestor(items, top, i))
+        };
         let preferred = it
             .parent
             .filter(|&p| items[p].thread == it.thread && done[p])
@@ -78,6 +83,19 @@ pub(crate) fn assign(items: &[Item]) -> Vec<Placed> {
         done[i] = true;
     }
     placed
+}
+
+/// Whether `a` is on the parent chain of `b` (a chain that loops is cut).
+fn is_ancestor(items: &[Item], a: usize, b: usize) -> bool {
+    let mut at = items[b].parent;
+    for _ in 0..items.len() {
+        match at {
+            Some(p) if p == a => return true,
+            Some(p) if p < items.len() => at = items[p].parent,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Nesting depth of each item along its parent chain (a chain that loops is cut).
@@ -163,6 +181,9 @@ mod tests {
                 let nested = (a.start <= b.start && b.end <= a.end) || (b.start <= a.start && a.end <= b.end);
                 let disjoint = a.end <= b.start || b.end <= a.start;
                 assert!(nested || disjoint, "{a:?} and {b:?} partly overlap on lane {}", placed[i].lane);
+                if !disjoint {
+                    assert!(is_ancestor(items, i, j) || is_ancestor(items, j, i), "{a:?} and {b:?} nest unrelated");
+                }
             }
         }
     }
@@ -187,14 +208,24 @@ mod tests {
     }
 
     #[test]
+    fn a_sibling_spanning_another_does_not_become_its_parent() {
+        // quote [0,100] > fetch a [10,90], fetch b [20,80]: b lies within a but is its sibling.
+        let items = [item(0, 100, None), item(10, 90, Some(0)), item(20, 80, Some(0)), item(30, 40, Some(2))];
+        let placed = assign(&items);
+        check(&items, &placed);
+        assert_eq!(placed.iter().map(|p| p.lane).collect::<Vec<_>>(), [0, 0, 1, 1]);
+        assert_eq!(placed[3].enclosing, Some(2), "b's child nests in b on b's lane");
+    }
+
+    #[test]
     fn equal_intervals_nest_parent_first_and_touching_ones_share_a_lane() {
-        let items = [item(5, 5, Some(1)), item(0, 5, None), item(5, 9, None), item(0, 5, Some(1))];
+        let items = [item(5, 5, Some(3)), item(0, 5, None), item(5, 9, None), item(0, 5, Some(1))];
         let placed = assign(&items);
         check(&items, &placed);
         assert!(placed.iter().all(|p| p.lane == 0), "{placed:?}");
         assert_eq!(placed[3].enclosing, Some(1), "the child of an equal parent nests in it");
         assert_eq!(placed[2].enclosing, None, "what starts where another ends follows it");
-        assert_eq!(placed[0].enclosing, Some(3), "a zero-length item nests in what ends where it is");
+        assert_eq!(placed[0].enclosing, Some(3), "a zero-length item nests in its parent ending where it is");
     }
 
     #[test]
