@@ -78,7 +78,8 @@ pub(crate) fn render(traces: &[TickTrace], pid: u32) -> String {
 
     let mut meta = vec![json!({
         "ph": "M", "name": "process_name", "pid": pid, "tid": 0,
-        "args": { "name": format!("mm-trace (pid {pid})") },
+        // Viewers add the pid themselves (speedscope: "mm-trace (pid 123), bot (tid 1)").
+        "args": { "name": "mm-trace" },
     })];
     for &(thread, lane) in &tracks {
         let base = match names.get(&thread) {
@@ -130,6 +131,7 @@ fn args(t: &TickTrace, span: Option<&TraceSpan>) -> Value {
                 "parent_span_id": t.parent_span_id,
                 "reason": t.reason.as_str(),
                 "deadline_missed": t.deadline_missed,
+                "deadline_ms": t.deadline_ns.map(|d| d as f64 / 1e6),
                 "partial_fail": t.partial_fail,
                 "error": t.error,
                 "spans_dropped": t.spans_dropped,
