@@ -223,9 +223,12 @@ pub(crate) fn render(t: &TickTrace, deadline_ns: Option<u64>) -> String {
         }
     }
     let self_ns = self_times(t, &parent_of);
+    // Per row and level, how far right the bars and labels drawn so far reach.
+    let mut used: HashMap<(usize, u32), f64> = HashMap::new();
     for &i in &by_start {
         let (s, b) = (&spans[i], &bars[i]);
-        let row = &rows[row_index[&(s.thread, b.lane)]];
+        let row_k = row_index[&(s.thread, b.lane)];
+        let row = &rows[row_k];
         let by = round2(row.y + f64::from(b.depth) * LEVEL);
         let (bx, bx2) = (x(b.start), x(b.end));
         let bw = round2(bx2 - bx);
@@ -240,18 +243,25 @@ pub(crate) fn render(t: &TickTrace, deadline_ns: Option<u64>) -> String {
             rect_attrs.push_str(r#" fill-opacity="0.45" stroke-dasharray="3 2""#);
         }
         let label = format!("{} {}", s.name, duration(b.end - b.start));
+        let reach = used.entry((row_k, b.depth)).or_insert(LEFT);
         let inside = (bw - 6.0) / CHAR;
         let beside = (room_end[i] - bx2 - 6.0) / CHAR;
+        let before = (bx - *reach - 8.0) / CHAR;
         let full = label.chars().count() as f64;
-        let (text, tx, colour_text) = if full <= inside {
-            (label, bx + 3.0, text_colour(fill))
+        // Inside the bar, else after it, else before it (right-aligned), else cut to the most room.
+        let (text, tx, anchor, colour_text) = if full <= inside {
+            (label, bx + 3.0, "start", text_colour(fill))
         } else if full <= beside {
-            (label, bx2 + 3.0, "#111")
+            (label, bx2 + 3.0, "start", "#111")
+        } else if full <= before {
+            (label, bx - 3.0, "end", "#111")
         } else if inside >= beside {
-            (fit(&label, inside), bx + 3.0, text_colour(fill))
+            (squeeze(&s.name, b.end - b.start, inside), bx + 3.0, "start", text_colour(fill))
         } else {
-            (fit(&label, beside), bx2 + 3.0, "#111")
+            (squeeze(&s.name, b.end - b.start, beside), bx2 + 3.0, "start", "#111")
         };
+        let text_end = if anchor == "end" { bx } else { tx + text.chars().count() as f64 * CHAR };
+        *reach = reach.max(bx2).max(text_end);
         let parent = parent_of[i].map_or_else(|| "tick".to_owned(), |p| spans[p].id.to_string());
         let _ = write!(
             out,
@@ -265,8 +275,14 @@ pub(crate) fn render(t: &TickTrace, deadline_ns: Option<u64>) -> String {
             esc(&span_tooltip(s, self_ns[i], &row_name(&names, s.thread, b.lane))),
         );
         if !text.is_empty() {
-            let _ =
-                write!(out, r#"<text x="{}" y="{}" fill="{colour_text}">{}</text>"#, round2(tx), by + 12.0, esc(&text));
+            let anchor = if anchor == "end" { r#" text-anchor="end""# } else { "" };
+            let _ = write!(
+                out,
+                r#"<text x="{}" y="{}" fill="{colour_text}"{anchor}>{}</text>"#,
+                round2(tx),
+                by + 12.0,
+                esc(&text)
+            );
         }
         out.push_str("</g>\n");
     }
@@ -521,6 +537,23 @@ pub(crate) fn duration(ns: u64) -> String {
     format!("{v:.decimals$} {unit}")
 }
 
+/// A label of at most `chars` characters for a bar too narrow for `name 12.3 ms`: the
+/// duration kept (`fetch… 12.3ms`) while a few characters of the name fit beside it, else the
+/// name alone, cut.
+fn squeeze(name: &str, ns: u64, chars: f64) -> String {
+    let compact = duration(ns).replace(' ', "");
+    let label = format!("{name} {compact}");
+    let room = chars.floor().max(0.0) as usize;
+    let dur = compact.chars().count();
+    if label.chars().count() <= room {
+        label
+    } else if room >= dur + 4 {
+        format!("{} {compact}", fit(name, (room - dur - 1) as f64))
+    } else {
+        fit(name, chars)
+    }
+}
+
 /// `s` cut to at most `chars` characters, ending in `…` when cut; empty below 3.
 fn fit(s: &str, chars: f64) -> String {
     let max = chars.floor().max(0.0) as usize;
@@ -586,5 +619,9 @@ mod tests {
         assert_eq!(esc("a<b & \"c\" 'd'>\u{1}"), "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;\u{fffd}");
         assert_eq!(fit("fetch_md 12.3 ms", 9.0), "fetch_md…");
         assert_eq!(fit("fetch_md", 2.0), "");
+        assert_eq!(squeeze("fetch_md", 39_700_000, 15.0), "fetch_md 39.7ms");
+        assert_eq!(squeeze("fetch_md", 39_700_000, 12.0), "fetc… 39.7ms");
+        assert_eq!(squeeze("fetch_md", 39_700_000, 8.0), "fetch_md");
+        assert_eq!(squeeze("fetch_md", 39_700_000, 6.0), "fetch…");
     }
 }
