@@ -23,9 +23,9 @@ pub(crate) fn render(traces: &[TickTrace]) -> String {
         let self_ns = self_times(t, &parent_of);
         let tick = frame(&t.name);
         let mut paths: Vec<Option<String>> = vec![None; t.spans.len()];
-        for i in 0..t.spans.len() {
+        for (i, own) in self_ns.iter().enumerate() {
             let path = path_of(i, t, &parent_of, &mut paths, &tick);
-            *ns.entry(path).or_default() += self_ns[i];
+            *ns.entry(path).or_default() += own;
         }
         // The tick's self time: its duration minus what its top-level spans cover.
         let mut top: Vec<(u64, u64)> = t
@@ -57,13 +57,7 @@ pub(crate) fn render(traces: &[TickTrace]) -> String {
 }
 
 /// The stack of span `i`, memoised; a parent chain that loops is cut at the tick.
-fn path_of(
-    i: usize,
-    t: &TickTrace,
-    parent_of: &[Option<usize>],
-    paths: &mut Vec<Option<String>>,
-    tick: &str,
-) -> String {
+fn path_of(i: usize, t: &TickTrace, parent_of: &[Option<usize>], paths: &mut [Option<String>], tick: &str) -> String {
     let mut chain = vec![i];
     let mut at = parent_of[i];
     while let Some(p) = at {

@@ -241,7 +241,7 @@ mod tests {
             .map(|i| {
                 let start = next() % 1000;
                 let len = next() % 200;
-                Item { start, end: start + len, thread: (next() % 3) as u32, parent: (i > 0).then(|| i / 2) }
+                Item { start, end: start + len, thread: (next() % 3) as u32, parent: (i > 0).then_some(i / 2) }
             })
             .collect();
         let placed = assign(&items);
