@@ -80,6 +80,33 @@ pub struct Profile {
     /// kind's `tick_total` is also in `stages` as `tick_total:<name>`, so the gate compares it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tick_kinds: BTreeMap<String, TickKindProfile>,
+    /// Each stage's quantiles in consecutive windows of the run, oldest first (optional: absent
+    /// unless the program that wrote the profile recorded them). perf-gate reads how much a
+    /// stage's quantile wanders inside one run from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<WindowProfile>,
+}
+
+/// One window of a run: the ticks it holds and each stage's quantiles over them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowProfile {
+    /// Ticks completed in the window.
+    pub ticks: u64,
+    /// Per stage, by name (stages with no sample in the window are left out).
+    pub stages: BTreeMap<String, WindowStage>,
+}
+
+/// A stage's quantiles over one window, by [`quantile_ns`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowStage {
+    /// Samples in the window.
+    pub count: u64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
 }
 
 /// One named kind of tick in a profile.
@@ -313,5 +340,13 @@ mod tests {
         assert!(e.to_string().contains("missing field `ticks`"), "{e}");
         assert!(serde_json::from_str::<Bucket>("[1, 2, 3, 4]").is_err());
         assert!(serde_json::from_str::<Bucket>("[1, 2]").is_err());
+        assert!(doc.windows.is_empty());
+        let with = text.replacen(
+            '{',
+            r#"{"windows":[{"ticks":2,"stages":{"a":{"count":2,"p50_ms":1,"p95_ms":2,"p99_ms":2}}}],"#,
+            1,
+        );
+        let doc: Profile = serde_json::from_str(&with).unwrap();
+        assert_eq!((doc.windows[0].ticks, doc.windows[0].stages["a"].p95_ms), (2, 2.0));
     }
 }

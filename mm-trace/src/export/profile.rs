@@ -88,6 +88,7 @@ fn document(summary: &Summary, labels: &BTreeMap<String, String>, created_unix_m
             })
             .collect(),
         guard_trips: summary.guard_trips.iter().cloned().collect(),
+        windows: Vec::new(),
     }
 }
 
