@@ -4,8 +4,14 @@
 //! emits an order per symbol. Exchange latencies are drawn from seeded log-normal distributions
 //! chosen so that, at the default 8 symbols, tick_total p95 is about 412 ms in sequential mode
 //! and about 187 ms with async batching (the seed's baseline, a 2.2x ratio), against a 200 ms
-//! deadline. Latencies are slept for `time_scale` times their value, so a run is short while
-//! every reported figure is in unscaled milliseconds.
+//! deadline; batched requests are slower each but tightly spread, so async batching misses
+//! well under 2% of deadlines. Latencies are slept for `time_scale` times their value, so a run
+//! is short while every reported figure is in unscaled milliseconds.
+//!
+//! Each symbol draws from its own seeded generator, so the simulated draws of a run are fixed
+//! by the seed in both modes (async tasks interleave in any order without changing them):
+//! only the machine's timing differs between two runs with one seed. Two runs compared as
+//! independent samples need distinct seeds.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -91,7 +97,11 @@ pub struct Bot {
     pub symbols: Vec<String>,
     /// Real sleep per simulated millisecond.
     pub time_scale: f64,
-    rng: Rng,
+    /// Multiplies every book fetch's latency (1.3: fetch_md 30% slower), a deliberate regression.
+    pub fetch_factor: f64,
+    /// Multiplies every exchange latency (a deliberately regressed canary).
+    pub latency_factor: f64,
+    rngs: Vec<Rng>,
     mode: Mode,
 }
 
@@ -119,12 +129,25 @@ pub struct Book {
 impl Bot {
     /// A bot trading `symbols` symbols named `SYM0`, `SYM1`, ...
     pub fn new(symbols: usize, time_scale: f64, seed: u64, mode: Mode) -> Self {
-        Bot { symbols: (0..symbols).map(|i| format!("SYM{i}")).collect(), time_scale, rng: Rng::new(seed), mode }
+        Bot {
+            symbols: (0..symbols).map(|i| format!("SYM{i}")).collect(),
+            time_scale,
+            fetch_factor: 1.0,
+            latency_factor: 1.0,
+            rngs: (0..symbols as u64).map(|i| Rng::new(splitmix(seed ^ splitmix(i + 1)))).collect(),
+            mode,
+        }
     }
 
-    fn latency(&self, sequential: (f64, f64), batched: (f64, f64)) -> f64 {
+    /// The generator of `sym` (`SYMi`): one stream per symbol.
+    fn rng(&self, sym: &str) -> &Rng {
+        let i = sym.strip_prefix("SYM").and_then(|i| i.parse::<usize>().ok()).unwrap_or(0);
+        &self.rngs[i.min(self.rngs.len() - 1)]
+    }
+
+    fn latency(&self, sym: &str, sequential: (f64, f64), batched: (f64, f64)) -> f64 {
         let (mean, sigma) = if self.mode == Mode::Sequential { sequential } else { batched };
-        self.rng.lognormal(mean, sigma)
+        self.rng(sym).lognormal(mean, sigma) * self.latency_factor
     }
 
     fn sleep_ms(&self, ms: f64) {
@@ -164,11 +187,12 @@ impl Bot {
 
     #[exchange_req(verb = "GET", api = "book")]
     fn get_book(&self, sym: &str) -> Result<Book, BotError> {
-        self.sleep_ms(self.latency((28.0, 0.35), (55.0, 0.33)));
-        if self.rng.uniform() < 0.001 {
+        self.sleep_ms(self.latency(sym, (28.0, 0.35), (88.0, 0.08)) * self.fetch_factor);
+        let rng = self.rng(sym);
+        if rng.uniform() < 0.001 {
             return Err(BotError(format!("{sym}: book request timed out")));
         }
-        let mid = 100.0 + 10.0 * self.rng.uniform();
+        let mid = 100.0 + 10.0 * rng.uniform();
         Ok(Book { bid: mid - 0.05, ask: mid + 0.05 })
     }
 
@@ -186,10 +210,10 @@ impl Bot {
 
     #[stage]
     fn guards(&self, sym: &str, quote: f64) -> Result<(), BotError> {
-        if self.rng.uniform() < 0.1 {
+        if self.rng(sym).uniform() < 0.1 {
             self.get_positions(sym)?;
         }
-        let r = self.rng.uniform();
+        let r = self.rng(sym).uniform();
         if r < 0.01 {
             mm_trace::guard_trip("vol_soft");
         } else if r < 0.013 {
@@ -202,8 +226,9 @@ impl Bot {
     }
 
     #[exchange_req(verb = "GET", api = "positions")]
-    fn get_positions(&self, _sym: &str) -> Result<u64, BotError> {
-        self.sleep_ms(self.latency((15.0, 0.3), (15.0, 0.3)));
+    fn get_positions(&self, sym: &str) -> Result<u64, BotError> {
+        // Batching keeps the positions of every symbol fresh: a check is a cheap local read.
+        self.sleep_ms(self.latency(sym, (15.0, 0.3), (5.0, 0.3)));
         Ok(0)
     }
 
@@ -216,12 +241,20 @@ impl Bot {
     /// (a run-time label), and rejected orders count as `Err`s of `POST order`.
     #[exchange_req(verb = "POST", api = "order", venue = venue_of(sym))]
     fn place_order(&self, sym: &str, _quote: f64) -> Result<(), BotError> {
-        self.sleep_ms(self.latency((12.6, 0.4), (27.0, 0.33)));
-        if self.rng.uniform() < 0.0015 {
+        self.sleep_ms(self.latency(sym, (12.6, 0.4), (52.0, 0.08)));
+        if self.rng(sym).uniform() < 0.0015 {
             return Err(BotError(format!("{sym}: order rejected")));
         }
         Ok(())
     }
+}
+
+/// SplitMix64's finalizer: independent-looking seeds from consecutive numbers.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// The venue a symbol's orders go to.

@@ -11,12 +11,15 @@ use crate::compare::Metric;
 /// Compares the perf_profile.json files written by mm_trace::write_profile: one or more
 /// baseline runs (e.g. main) against one or more current runs (the pull request). A stage
 /// regresses only when the whole confidence interval of current/baseline lies above
-/// 1 + threshold; when the runs are too noisy to tell, the verdict is "inconclusive" (exit 0,
-/// shown in the report). Several runs per side are needed to catch small regressions on noisy
-/// machines: see docs/PERF_GATE.md. A stage the baseline has and the current runs lack fails
-/// the gate (unless --allow-removed-stages); a profile with no ticks is an error.
+/// 1 + threshold; when the runs are too noisy to tell, the stage is "inconclusive" and the
+/// headline says UNDECIDED (not PASS), naming the stages, the smallest change the data could
+/// show and the interleaved pairs that would decide them (exit 0; 1 with --strict). Several
+/// runs per side are needed to catch small regressions on noisy machines: see
+/// docs/PERF_GATE.md. A stage the baseline has and the current runs lack fails the gate (unless
+/// --allow-removed-stages); a profile with no ticks is an error.
 ///
-/// Exit status: 0 pass, 1 regression (canary: rollback), 2 error.
+/// Exit status: 0 pass or undecided, 1 regression (or undecided with --strict; canary:
+/// rollback), 2 error.
 #[derive(Debug, Parser)]
 #[command(
     name = "perf-gate",
@@ -76,7 +79,8 @@ pub struct CompareArgs {
     pub confidence_pct: f64,
 
     /// Run-to-run noise assumed (one standard deviation, percent) for a side with fewer than
-    /// --min-runs runs, where it cannot be estimated from the data.
+    /// --min-runs runs, where it cannot be measured: neither on the other side's runs nor
+    /// within the side's runs (profiles with per-window quantiles, see --no-within-run).
     #[arg(long, value_name = "PCT", default_value_t = 20.0, value_parser = parse_noise)]
     pub noise_pct: f64,
 
@@ -93,6 +97,21 @@ pub struct CompareArgs {
     /// on purpose): shown as "removed" instead of failing the gate as "missing in current".
     #[arg(long)]
     pub allow_removed_stages: bool,
+
+    /// Exit 1 when a stage is undecided (inconclusive), not only on a regression.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Do not estimate a single run's noise from the per-window quantiles its profile records;
+    /// use --noise-pct instead (unless the other side has --min-runs runs).
+    #[arg(long)]
+    pub no_within_run: bool,
+
+    /// A single run's noise is the spread of its window quantiles scaled to the whole run for
+    /// quantiles of at least this many ms; shorter ones are dominated by noise that stays the
+    /// same through a run, and take the windows' spread whole (at least --noise-pct).
+    #[arg(long, value_name = "MS", default_value_t = 1.0, value_parser = parse_pct_limit)]
+    pub within_run_min_ms: f64,
 
     /// Bootstrap iterations.
     #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(200..=1_000_000))]

@@ -7,8 +7,11 @@
 //! 1. **Runs** (between-run, i.e. machine noise): with at least `min_runs` runs on a side the runs
 //!    are resampled with replacement and the spread is widened by `sqrt(R/(R-1))` and by the
 //!    Student t / normal quantile ratio for the Welch degrees of freedom, so that 3 to 10 runs
-//!    give honest (not over-confident) intervals. With fewer runs the run-to-run noise cannot
-//!    be estimated, so an assumed noise (`noise`, log-normal) is added instead.
+//!    give honest (not over-confident) intervals. With fewer runs a log-normal noise is added
+//!    instead: the noise the other side measured from its runs, when it has `min_runs`
+//!    ([`Noise::Borrowed`]); else the spread of the quantile between the windows of each run,
+//!    when the profiles record windows ([`Noise::WithinRun`]); else the assumed `noise`
+//!    ([`Noise::Assumed`]).
 //! 2. **Samples** (within-run): the quantile of each chosen run is redrawn from its own histogram:
 //!    the k-th order statistic of n samples has a Beta(k, n+1-k) position in the CDF, which is
 //!    mapped through the run's bucket CDF (linear within a bucket). No samples are expanded.
@@ -19,6 +22,8 @@
 //! The verdict compares the whole interval with `1 ± threshold` (as cargo-criterion's
 //! `compare_to_threshold`): above → regression, below → improvement, inside → ok, and an
 //! interval that reaches above `1 + threshold` without lying wholly above it → inconclusive.
+//! Each row also says what its data could see ([`Power`]) and whether the quantile sits between
+//! two clusters of samples ([`crate::shape::Bimodal`]).
 //!
 //! A stage the baseline runs measured but no current run recorded is *missing in current* and
 //! fails the gate like a regression (a stage that silently stopped being measured is never a
@@ -84,7 +89,19 @@ pub struct Settings {
     /// A stage in the baseline with no samples in any current run is [`Verdict::Removed`]
     /// (informational) instead of [`Verdict::Missing`] (fails the gate).
     pub allow_removed_stages: bool,
+    /// A side with fewer than `min_runs` runs takes its run-to-run noise from the windows its
+    /// profiles record (how much each quantile wanders inside a run), when they have at least
+    /// [`MIN_WINDOWS`] windows with the stage, instead of the assumed `noise`.
+    pub within_run: bool,
+    /// Quantiles below this many ms take the windows' spread whole as a run's noise (and at
+    /// least `noise`), not scaled to the run: there, run-to-run noise that stays the same
+    /// through a run (timer wake-ups, caches, CPU frequency) dominates, and one run cannot see
+    /// it (measured on real runs: docs/PERF_GATE.md).
+    pub within_run_min_ms: f64,
 }
+
+/// Windows a run needs for its within-run noise to be used.
+pub const MIN_WINDOWS: usize = 5;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -97,6 +114,8 @@ impl Default for Settings {
             seed: 0x6d6d_2d74_7261_6365,
             paired: false,
             allow_removed_stages: false,
+            within_run: true,
+            within_run_min_ms: 1.0,
         }
     }
 }
@@ -148,8 +167,62 @@ pub enum Noise {
     /// Estimated from the runs: the standard deviation of the log per-run quantile (per side,
     /// the larger of the two; for paired runs, of the log per-pair ratio).
     Estimated(f64),
+    /// One side had enough runs to measure it, the other did not: the figure measured on
+    /// `from` (the standard deviation of its log per-run quantile) was used for both sides.
+    Borrowed {
+        /// The side it was measured on.
+        from: Side,
+        /// The figure.
+        noise: f64,
+    },
+    /// Too few runs on a side, but its profiles record windows: the run-to-run noise of that
+    /// side was estimated from how much the quantile wanders between windows of one run
+    /// (standard deviation of the log window quantiles over the square root of the windows).
+    WithinRun(f64),
     /// Too few runs: the assumed `Settings::noise` was used.
     Assumed(f64),
+}
+
+impl Noise {
+    /// The figure, as a fraction.
+    pub fn value(self) -> f64 {
+        match self {
+            Noise::Estimated(x) | Noise::WithinRun(x) | Noise::Assumed(x) | Noise::Borrowed { noise: x, .. } => x,
+        }
+    }
+}
+
+/// A side of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The baseline runs.
+    Baseline,
+    /// The current runs.
+    Current,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Baseline => "baseline",
+            Side::Current => "current",
+        })
+    }
+}
+
+/// What the data of one row could see.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Power {
+    /// The smallest rise (current/baseline) that, measured, would have been a regression with
+    /// this data: `(1 + threshold) · (center / lower end of the interval)`.
+    pub detectable: f64,
+    /// The run-to-run noise of the per-pair log ratio that interleaved pairs would see (measured
+    /// with `--paired`; otherwise √2 times the per-run noise, sampling included: an upper bound,
+    /// since pairs cancel the noise their two runs share).
+    pub pair_sd: f64,
+    /// Interleaved pairs that decide the threshold with 95% probability: a stage that did not
+    /// change comes out ok, and one that rose by twice the threshold comes out a regression.
+    pub pairs_needed: usize,
 }
 
 /// One row of the report.
@@ -171,8 +244,24 @@ pub struct Comparison {
     pub runs: (usize, usize),
     /// Run-to-run noise used for the interval.
     pub noise: Option<Noise>,
+    /// The runs were compared as interleaved pairs (`--paired` with at least `--min-runs` pairs).
+    pub paired: bool,
+    /// What this data could see (with an interval).
+    pub power: Option<Power>,
+    /// The quantile falls between two clusters of samples (see [`crate::shape::Bimodal`]).
+    pub bimodal: Option<crate::shape::Bimodal>,
     /// The decision.
     pub verdict: Verdict,
+}
+
+/// One run of a stage: its histogram and the stage's quantile in each window of the run
+/// (empty when the profile records no windows).
+#[derive(Debug, Clone, Copy)]
+pub struct RunInput<'a> {
+    /// The run's stage.
+    pub stage: &'a StageProfile,
+    /// The compared quantile in each window of the run, ms.
+    pub windows: &'a [f64],
 }
 
 /// A run's quantile: its point estimate and a pool of bootstrap draws of it.
@@ -181,6 +270,8 @@ struct Run {
     point_ms: f64,
     /// log of draws of the quantile from the run's own sampling distribution.
     pool: Vec<f64>,
+    /// log of the quantile in each window of the run (windows with a positive quantile).
+    windows: Vec<f64>,
 }
 
 impl Run {
@@ -212,7 +303,13 @@ impl Run {
                 ms.max(1e-7).ln()
             })
             .collect();
-        Some(Run { point_ms, pool })
+        Some(Run { point_ms, pool, windows: Vec::new() })
+    }
+
+    /// Variance of the log quantile from sampling alone (the pool's).
+    fn sampling_var(&self) -> f64 {
+        let m = mean(self.pool.iter().copied());
+        mean(self.pool.iter().map(|x| (x - m).powi(2)))
     }
 
     /// log of one bootstrap draw of this run's quantile.
@@ -228,18 +325,43 @@ pub fn compare(baseline: &[Profile], current: &[Profile], metrics: &[Metric], se
     let mut out = Vec::new();
     for &metric in metrics {
         for name in &names {
-            out.push(compare_stage(name, &stage_runs(baseline, name), &stage_runs(current, name), metric, settings));
+            let (bw, cw) = (windows(baseline, name, metric), windows(current, name, metric));
+            let (b, c) = (stage_runs(baseline, name, &bw), stage_runs(current, name, &cw));
+            out.push(compare_runs(name, &b, &c, metric, settings));
         }
     }
     out
 }
 
-fn stage_runs<'a>(profiles: &'a [Profile], name: &str) -> Vec<Option<&'a StageProfile>> {
-    profiles.iter().map(|p| p.doc.stages.get(name).filter(|s| s.count > 0)).collect()
+/// Per run, the stage's `metric` in each window that has at least 2 samples of it.
+fn windows(profiles: &[Profile], name: &str, metric: Metric) -> Vec<Vec<f64>> {
+    profiles
+        .iter()
+        .map(|p| {
+            p.doc
+                .windows
+                .iter()
+                .filter_map(|w| w.stages.get(name).filter(|s| s.count >= 2))
+                .map(|s| match metric {
+                    Metric::P50 => s.p50_ms,
+                    Metric::P95 => s.p95_ms,
+                    Metric::P99 => s.p99_ms,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn stage_runs<'a>(profiles: &'a [Profile], name: &str, windows: &'a [Vec<f64>]) -> Vec<Option<RunInput<'a>>> {
+    profiles
+        .iter()
+        .zip(windows)
+        .map(|(p, w)| p.doc.stages.get(name).filter(|s| s.count > 0).map(|stage| RunInput { stage, windows: w }))
+        .collect()
 }
 
 /// Compares one stage; `None` entries are runs that do not have it. In paired mode entry i of
-/// each side belongs to pair i.
+/// each side belongs to pair i. The runs carry no windows: see [`compare_runs`].
 pub fn compare_stage(
     name: &str,
     baseline: &[Option<&StageProfile>],
@@ -247,14 +369,36 @@ pub fn compare_stage(
     metric: Metric,
     settings: &Settings,
 ) -> Comparison {
+    fn wrap<'a>(side: &[Option<&'a StageProfile>]) -> Vec<Option<RunInput<'a>>> {
+        side.iter().map(|s| s.map(|stage| RunInput { stage, windows: &[] })).collect()
+    }
+    compare_runs(name, &wrap(baseline), &wrap(current), metric, settings)
+}
+
+/// Compares one stage from runs that may carry their window quantiles; `None` entries are runs
+/// that do not have the stage. In paired mode entry i of each side belongs to pair i.
+pub fn compare_runs(
+    name: &str,
+    baseline: &[Option<RunInput<'_>>],
+    current: &[Option<RunInput<'_>>],
+    metric: Metric,
+    settings: &Settings,
+) -> Comparison {
     let q = metric.quantile();
     let mut rng = Rng::new(settings.seed ^ fnv(name) ^ (metric as u64).wrapping_mul(0x9E37_79B9));
-    let mut prep = |side: &[Option<&StageProfile>]| -> Vec<Option<Run>> {
+    let mut prep = |side: &[Option<RunInput<'_>>]| -> Vec<Option<Run>> {
         // Each run is drawn about 4 * iterations / runs times; a pool of that size (at least 64)
         // represents its sampling distribution without a Beta draw per use.
         let runs = side.iter().flatten().count().max(1);
         let draws = (4 * settings.iterations / runs).clamp(64, settings.iterations.max(64));
-        side.iter().map(|s| s.and_then(|s| Run::new(s, q, draws, &mut rng))).collect()
+        side.iter()
+            .map(|s| {
+                let s = s.as_ref()?;
+                let mut run = Run::new(s.stage, q, draws, &mut rng)?;
+                run.windows = s.windows.iter().filter(|&&w| w > 0.0).map(|w| w.ln()).collect();
+                Some(run)
+            })
+            .collect()
     };
     let (b_all, c_all) = (prep(baseline), prep(current));
     let b: Vec<&Run> = b_all.iter().flatten().collect();
@@ -269,6 +413,9 @@ pub fn compare_stage(
         interval: None,
         runs: (b.len(), c.len()),
         noise: None,
+        paired: false,
+        power: None,
+        bimodal: crate::shape::bimodal(baseline.iter().chain(current).flatten().map(|r| (r.stage, r.windows.len())), q),
         verdict: Verdict::Ok,
     };
     match (b.is_empty(), c.is_empty()) {
@@ -286,11 +433,9 @@ pub fn compare_stage(
     let center = (row.current_ms.unwrap_or(1.0) / row.baseline_ms.unwrap_or(1.0)).ln();
     let pairs: Vec<(&Run, &Run)> =
         b_all.iter().zip(&c_all).filter_map(|(x, y)| Some((x.as_ref()?, y.as_ref()?))).collect();
-    let (dev, df, noise) = if settings.paired && pairs.len() >= settings.min_runs.max(2) {
-        paired(&pairs, settings, &mut rng)
-    } else {
-        unpaired(&b, &c, settings, &mut rng)
-    };
+    row.paired = settings.paired && pairs.len() >= settings.min_runs.max(2);
+    let (dev, df, noise, run_sd) =
+        if row.paired { paired(&pairs, settings, &mut rng) } else { unpaired(&b, &c, settings, &mut rng) };
     let alpha = 1.0 - settings.confidence;
     let widen = t_quantile(1.0 - alpha / 2.0, df) / normal_quantile(1.0 - alpha / 2.0);
     let lo = (center + widen * sorted_quantile(&dev, alpha / 2.0)).exp();
@@ -299,6 +444,12 @@ pub fn compare_stage(
     row.interval = Some((lo, hi));
     row.noise = Some(noise);
     row.verdict = verdict((lo, hi), settings.threshold);
+    let pair_sd = if row.paired { noise.value().ln_1p() } else { std::f64::consts::SQRT_2 * run_sd };
+    row.power = Some(Power {
+        detectable: (1.0 + settings.threshold) * center.exp() / lo,
+        pair_sd,
+        pairs_needed: crate::power::pairs_needed(pair_sd, settings.threshold, settings.confidence),
+    });
     row
 }
 
@@ -315,51 +466,128 @@ pub fn verdict((lo, hi): (f64, f64), threshold: f64) -> Verdict {
     }
 }
 
-/// Bootstrap of one side: returns the centred draws of the side's mean log quantile, their
-/// degrees of freedom (infinite when the noise was assumed) and the noise figure.
-fn side(runs: &[&Run], s: &Settings, rng: &mut Rng) -> (Vec<f64>, f64, Noise) {
+/// How a side's run-to-run noise is obtained.
+#[derive(Debug, Clone, Copy)]
+enum SideNoise {
+    /// From its own runs (resampled).
+    Measured,
+    /// An added log-normal noise of this sd (log scale) whose estimate has `df` degrees of
+    /// freedom (infinite: assumed), reported as `noise`.
+    Added { sd: f64, df: f64, noise: Noise },
+}
+
+/// The noise of a side from its own runs: measured when it has `min_runs`; otherwise from its
+/// windows when they are allowed and every run has [`MIN_WINDOWS`]; otherwise `None`.
+fn own_noise(runs: &[&Run], s: &Settings) -> Option<SideNoise> {
+    if runs.len() >= s.min_runs.max(2) {
+        return Some(SideNoise::Measured);
+    }
+    if !s.within_run || runs.is_empty() || runs.iter().any(|r| r.windows.len() < MIN_WINDOWS) {
+        return None;
+    }
+    // Per run, the spread of the window quantiles scaled to a whole run (variance ÷ windows):
+    // the run's sampling noise plus the machine's noise that varies within a run. Noise that
+    // stays the same through a whole run is invisible to it; on real runs that noise dominates
+    // sub-millisecond quantiles (timer wake-ups, caches, CPU frequency: identical runs 4x
+    // apart), so for those the windows' spread is taken whole, and never below the assumed
+    // figure. Pooled over the side's runs, with the degrees of freedom of the pooled variance.
+    let assumed = s.noise.ln_1p().powi(2);
+    let (mut num, mut df) = (0.0, 0.0);
+    for r in runs {
+        let w = r.windows.len() as f64;
+        let v = sd(&r.windows).powi(2);
+        let var = if r.point_ms >= s.within_run_min_ms { v / w } else { v.max(assumed) };
+        num += var * (w - 1.0);
+        df += w - 1.0;
+    }
+    let sd = (num / df).sqrt();
+    Some(SideNoise::Added { sd, df, noise: Noise::WithinRun(sd.exp_m1()) })
+}
+
+/// Bootstrap of one side: returns the centred draws of the side's mean log quantile and their
+/// degrees of freedom (infinite when the noise was assumed).
+fn side(runs: &[&Run], how: SideNoise, s: &Settings, rng: &mut Rng) -> (Vec<f64>, f64) {
     let r = runs.len();
-    let estimated = r >= s.min_runs.max(2);
-    let assumed_sd = (1.0 + s.noise).ln();
     let mut draws: Vec<f64> = (0..s.iterations)
-        .map(|_| {
-            if estimated {
-                mean((0..r).map(|_| runs[rng.below(r)].draw_log(rng)))
-            } else {
-                mean(runs.iter().map(|run| run.draw_log(rng))) + assumed_sd * rng.normal() / (r as f64).sqrt()
+        .map(|_| match how {
+            SideNoise::Measured => mean((0..r).map(|_| runs[rng.below(r)].draw_log(rng))),
+            SideNoise::Added { sd, .. } => {
+                mean(runs.iter().map(|run| run.draw_log(rng))) + sd * rng.normal() / (r as f64).sqrt()
             }
         })
         .collect();
     let m = mean(draws.iter().copied());
-    let scale = if estimated { (r as f64 / (r as f64 - 1.0)).sqrt() } else { 1.0 };
+    let scale = if matches!(how, SideNoise::Measured) { (r as f64 / (r as f64 - 1.0)).sqrt() } else { 1.0 };
     for d in &mut draws {
         *d = (*d - m) * scale;
     }
-    if estimated {
-        let logs: Vec<f64> = runs.iter().map(|x| x.point_ms.ln()).collect();
-        (draws, r as f64 - 1.0, Noise::Estimated(sd(&logs).exp_m1()))
-    } else {
-        (draws, f64::INFINITY, Noise::Assumed(s.noise))
-    }
+    let df = match how {
+        SideNoise::Measured => r as f64 - 1.0,
+        SideNoise::Added { df, .. } => df,
+    };
+    (draws, df)
 }
 
-fn unpaired(b: &[&Run], c: &[&Run], s: &Settings, rng: &mut Rng) -> (Vec<f64>, f64, Noise) {
-    let (db, dfb, nb) = side(b, s, rng);
-    let (dc, dfc, nc) = side(c, s, rng);
+/// The standard deviation of the log per-run quantile of runs with measured noise.
+fn measured_sd(runs: &[&Run]) -> f64 {
+    let logs: Vec<f64> = runs.iter().map(|x| x.point_ms.ln()).collect();
+    sd(&logs)
+}
+
+/// Unpaired comparison: returns the sorted centred draws of the log ratio, their degrees of
+/// freedom, the noise figure and the per-run noise (log scale, sampling included).
+fn unpaired(b: &[&Run], c: &[&Run], s: &Settings, rng: &mut Rng) -> (Vec<f64>, f64, Noise, f64) {
+    let (ob, oc) = (own_noise(b, s), own_noise(c, s));
+    let assumed = SideNoise::Added { sd: s.noise.ln_1p(), df: f64::INFINITY, noise: Noise::Assumed(s.noise) };
+    // A side that cannot tell its noise takes the figure the other side measured from its runs.
+    let borrow = |other: &[&Run], from: Side| {
+        let sd = measured_sd(other);
+        SideNoise::Added { sd, df: other.len() as f64 - 1.0, noise: Noise::Borrowed { from, noise: sd.exp_m1() } }
+    };
+    let (hb, hc) = match (ob, oc) {
+        (Some(x), Some(y)) => (x, y),
+        (Some(SideNoise::Measured), None) => (SideNoise::Measured, borrow(b, Side::Baseline)),
+        (None, Some(SideNoise::Measured)) => (borrow(c, Side::Current), SideNoise::Measured),
+        (Some(x), None) => (x, assumed),
+        (None, Some(y)) => (assumed, y),
+        (None, None) => (assumed, assumed),
+    };
+    let (db, dfb) = side(b, hb, s, rng);
+    let (dc, dfc) = side(c, hc, s, rng);
     let (vb, vc) = (var0(&db), var0(&dc));
     // Welch-Satterthwaite; a side with assumed noise contributes no estimation uncertainty.
     let denom = vb * vb / dfb + vc * vc / dfc;
     let df = if denom > 0.0 { (vb + vc).powi(2) / denom } else { f64::INFINITY };
     let mut dev: Vec<f64> = dc.iter().zip(&db).map(|(x, y)| x - y).collect();
     dev.sort_by(f64::total_cmp);
-    let noise = match (nb, nc) {
-        (Noise::Estimated(x), Noise::Estimated(y)) => Noise::Estimated(x.max(y)),
-        (Noise::Assumed(x), _) | (_, Noise::Assumed(x)) => Noise::Assumed(x),
+    // The figure reported: the least trustworthy kind present, the larger value within a kind.
+    let rank = |n: &Noise| match n {
+        Noise::Estimated(_) => 0,
+        Noise::Borrowed { .. } => 1,
+        Noise::WithinRun(_) => 2,
+        Noise::Assumed(_) => 3,
     };
-    (dev, df, noise)
+    let figure = |h: SideNoise, runs: &[&Run]| match h {
+        SideNoise::Measured => Noise::Estimated(measured_sd(runs).exp_m1()),
+        SideNoise::Added { noise, .. } => noise,
+    };
+    let (nb, nc) = (figure(hb, b), figure(hc, c));
+    let noise = match rank(&nb).cmp(&rank(&nc)) {
+        std::cmp::Ordering::Greater => nb,
+        std::cmp::Ordering::Less => nc,
+        std::cmp::Ordering::Equal if nb.value() >= nc.value() => nb,
+        std::cmp::Ordering::Equal => nc,
+    };
+    // One run's noise: the spread of measured runs (sampling included), or sampling plus the
+    // added noise; the larger side's.
+    let per_run = |h: SideNoise, runs: &[&Run]| match h {
+        SideNoise::Measured => measured_sd(runs),
+        SideNoise::Added { sd, .. } => (mean(runs.iter().map(|r| r.sampling_var())) + sd * sd).sqrt(),
+    };
+    (dev, df, noise, per_run(hb, b).max(per_run(hc, c)))
 }
 
-fn paired(pairs: &[(&Run, &Run)], s: &Settings, rng: &mut Rng) -> (Vec<f64>, f64, Noise) {
+fn paired(pairs: &[(&Run, &Run)], s: &Settings, rng: &mut Rng) -> (Vec<f64>, f64, Noise, f64) {
     let r = pairs.len();
     let mut draws: Vec<f64> = (0..s.iterations)
         .map(|_| {
@@ -376,7 +604,8 @@ fn paired(pairs: &[(&Run, &Run)], s: &Settings, rng: &mut Rng) -> (Vec<f64>, f64
     }
     draws.sort_by(f64::total_cmp);
     let diffs: Vec<f64> = pairs.iter().map(|(b, c)| c.point_ms.ln() - b.point_ms.ln()).collect();
-    (draws, r as f64 - 1.0, Noise::Estimated(sd(&diffs).exp_m1()))
+    let pair_sd = sd(&diffs);
+    (draws, r as f64 - 1.0, Noise::Estimated(pair_sd.exp_m1()), pair_sd / std::f64::consts::SQRT_2)
 }
 
 fn mean(xs: impl Iterator<Item = f64>) -> f64 {

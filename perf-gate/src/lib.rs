@@ -27,10 +27,13 @@ pub mod canary;
 pub mod chart;
 pub mod cli;
 pub mod compare;
+pub mod power;
 pub mod profile;
 pub mod prom;
 pub mod report;
+pub mod shape;
 pub mod stats;
+pub mod windows;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -148,6 +151,8 @@ fn run_compare(args: &CompareArgs, stdout: &mut dyn Write) -> Result<u8, InputEr
         seed: args.seed,
         paired: args.paired,
         allow_removed_stages: args.allow_removed_stages,
+        within_run: !args.no_within_run,
+        within_run_min_ms: args.within_run_min_ms,
     };
     let rows = compare::compare(&baseline, &current, &metrics, &settings);
     let names = |ps: &[PathBuf]| ps.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
@@ -158,6 +163,7 @@ fn run_compare(args: &CompareArgs, stdout: &mut dyn Write) -> Result<u8, InputEr
         write_report(path, &chart::with_link(&report::markdown(&rows, &ctx), path))?;
     }
     let _ = writeln!(stdout, "{}", report::summary_line(&rows, &settings).replace("**", ""));
+    let _ = writeln!(stdout, "  {}", report::setup_line(&rows, &ctx));
     for r in &rows {
         let (Some(ratio), Some((lo, hi))) = (r.ratio, r.interval) else {
             let (verdict, metric, stage) = (r.verdict.to_string(), r.metric, &r.stage);
@@ -178,7 +184,7 @@ fn run_compare(args: &CompareArgs, stdout: &mut dyn Write) -> Result<u8, InputEr
         };
         let _ = writeln!(
             stdout,
-            "  {:<12} {} {}: {} -> {} ({:+.1}%, {:.0}% CI {:+.1}%..{:+.1}%)",
+            "  {:<12} {} {}: {} -> {} ({:+.1}%, {:.0}% CI {:+.1}%..{:+.1}%); {}",
             r.verdict.to_string(),
             r.metric,
             r.stage,
@@ -188,12 +194,14 @@ fn run_compare(args: &CompareArgs, stdout: &mut dyn Write) -> Result<u8, InputEr
             settings.confidence * 100.0,
             (lo - 1.0) * 100.0,
             (hi - 1.0) * 100.0,
+            report::sight(r, &settings),
         );
     }
     if let Some(path) = &args.report {
         let _ = writeln!(stdout, "report: {}", path.display());
     }
-    Ok(if rows.iter().any(|r| r.verdict.fails()) { EXIT_REGRESSION } else { EXIT_PASS })
+    let undecided = rows.iter().any(|r| r.verdict == Verdict::Inconclusive);
+    Ok(if rows.iter().any(|r| r.verdict.fails()) || (args.strict && undecided) { EXIT_REGRESSION } else { EXIT_PASS })
 }
 
 fn run_canary(args: &CanaryArgs, stdout: &mut dyn Write) -> Result<u8, InputError> {

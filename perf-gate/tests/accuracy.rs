@@ -15,10 +15,19 @@
 //!   here only the false-alarm rate is asserted; the detection rate is printed.
 //! - `single`: one run per side; run-to-run noise assumed (`--noise-pct 20`).
 //! - `quiet`: 5 runs per side, independent 3% noise (a dedicated benchmark machine).
+//!
+//! New modes (issue 18), each counted over 200 A/A trials and 200 trials of a true +30%:
+//! - `one-sided`: 10 baseline runs (e.g. main's history) and 1 current run, 3% noise per run:
+//!   the noise measured on the baseline runs is used for the current run too.
+//! - `within-run`: one run per side of 2000 ticks recorded in 10 windows; the machine drifts
+//!   within each run (5% per window) and adds 1% constant for a run; the noise is estimated
+//!   from the windows.
+//! - `within-run, constant machine noise`: the same with 5% of run-level noise the windows
+//!   cannot see (printed, the limit documented in docs/PERF_GATE.md).
 
 mod common;
 
-use perf_gate::compare::{Metric, Settings, Verdict, compare_stage};
+use perf_gate::compare::{Metric, Noise, RunInput, Settings, Verdict, compare_runs, compare_stage};
 use perf_gate::profile::StageProfile;
 use perf_gate::stats::Rng;
 
@@ -136,4 +145,114 @@ fn quiet_machines_need_few_runs() {
     let m = measure(sc, 4);
     assert_eq!(m.false_alarms, 0);
     assert!(m.detected * 100 >= 95 * TRIALS, "{} detected", m.detected);
+}
+
+/// A run of `ticks` ticks in `windows` windows: its stage and the p95 of each window. Every
+/// window has its own drift factor `exp(drift · Z)` on top of `factor`.
+fn windowed_run(rng: &mut Rng, ticks: usize, windows: usize, drift: f64, factor: f64) -> (StageProfile, Vec<f64>) {
+    let per = ticks / windows;
+    let mut run: Option<StageProfile> = None;
+    let mut qs = Vec::with_capacity(windows);
+    for _ in 0..windows {
+        let f = factor * (drift * rng.normal()).exp();
+        let w = common::lognormal_stage(rng, per, MEDIAN_MS, SIGMA, f);
+        qs.push(w.quantile_ms(0.95));
+        match &mut run {
+            Some(r) => r.merge(&w),
+            None => run = Some(w),
+        }
+    }
+    (run.unwrap(), qs)
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    /// `base_runs` baseline runs and one current run, `machine` noise per run, no windows.
+    OneSided { base_runs: usize, machine: f64 },
+    /// One run per side in 10 windows: `drift` per window, `constant` per run.
+    WithinRun { drift: f64, constant: f64 },
+}
+
+fn mode_trial(mode: Mode, ratio: f64, seed: u64) -> (Verdict, Noise) {
+    let mut rng = Rng::new(seed);
+    let settings = Settings { seed: seed ^ 0x5eed, ..Settings::default() };
+    let row = match mode {
+        Mode::OneSided { base_runs, machine } => {
+            let mut run = |f: f64| {
+                let m = (machine * rng.normal()).exp();
+                common::lognormal_stage(&mut rng, 2000, MEDIAN_MS, SIGMA, m * f)
+            };
+            let base: Vec<StageProfile> = (0..base_runs).map(|_| run(1.0)).collect();
+            let cur = run(ratio);
+            let b: Vec<Option<&StageProfile>> = base.iter().map(Some).collect();
+            compare_stage("tick_total", &b, &[Some(&cur)], Metric::P95, &settings)
+        }
+        Mode::WithinRun { drift, constant } => {
+            let mut run = |f: f64| {
+                let c = (constant * rng.normal()).exp();
+                windowed_run(&mut rng, 2000, 10, drift, c * f)
+            };
+            let (b, bw) = run(1.0);
+            let (c, cw) = run(ratio);
+            let b = [Some(RunInput { stage: &b, windows: &bw })];
+            let c = [Some(RunInput { stage: &c, windows: &cw })];
+            compare_runs("tick_total", &b, &c, Metric::P95, &settings)
+        }
+    };
+    (row.verdict, row.noise.unwrap())
+}
+
+/// (regressions, noise kinds seen) over `TRIALS` trials of `mode` at `ratio`.
+fn mode_rates(name: &str, mode: Mode, ratio: f64, seed: u64) -> usize {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+    let results: Vec<(Verdict, Noise)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t..TRIALS)
+                        .step_by(threads)
+                        .map(|i| mode_trial(mode, ratio, seed.wrapping_mul(1_000_003).wrapping_add(i as u64)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let regressions = results.iter().filter(|r| r.0 == Verdict::Regression).count();
+    let inconclusive = results.iter().filter(|r| r.0 == Verdict::Inconclusive).count();
+    println!(
+        "{name:<36} true change {:>+4.0}% | regressions {regressions:>3}/{TRIALS}, inconclusive {inconclusive:>3} | noise e.g. {:?}",
+        (ratio - 1.0) * 100.0,
+        results[0].1
+    );
+    regressions
+}
+
+#[test]
+fn one_sided_runs_use_the_noise_the_other_side_measured() {
+    let mode = Mode::OneSided { base_runs: 10, machine: 0.03 };
+    let (verdict, noise) = mode_trial(mode, 1.0, 9);
+    assert!(matches!(noise, Noise::Borrowed { from: perf_gate::compare::Side::Baseline, .. }), "{noise:?}");
+    assert_ne!(verdict, Verdict::Regression);
+    assert_eq!(mode_rates("one-sided (10 runs + 1 run)", mode, 1.0, 5), 0, "A/A false alarms");
+    let caught = mode_rates("one-sided (10 runs + 1 run)", mode, 1.30, 6);
+    assert!(caught * 100 >= 95 * TRIALS, "+30% caught {caught}/{TRIALS}");
+}
+
+#[test]
+fn within_run_noise_decides_large_changes_from_one_run_per_side() {
+    let mode = Mode::WithinRun { drift: 0.05, constant: 0.01 };
+    assert!(matches!(mode_trial(mode, 1.0, 9).1, Noise::WithinRun(_)));
+    assert_eq!(mode_rates("within-run (1 run a side, 10 windows)", mode, 1.0, 7), 0, "A/A false alarms");
+    let caught = mode_rates("within-run (1 run a side, 10 windows)", mode, 1.30, 8);
+    assert!(caught * 100 >= 95 * TRIALS, "+30% caught {caught}/{TRIALS}");
+}
+
+#[test]
+fn within_run_noise_cannot_see_noise_constant_through_a_run() {
+    // 5% of noise that stays the same for a whole run: the windows do not show it, so the
+    // interval is too narrow for it. Documented (docs/PERF_GATE.md); checked so the docs stay true.
+    let mode = Mode::WithinRun { drift: 0.02, constant: 0.05 };
+    let alarms = mode_rates("within-run, 5% constant per run", mode, 1.0, 9);
+    assert!(alarms > 0 && alarms * 100 <= 20 * TRIALS, "{alarms} false alarms: update docs/PERF_GATE.md");
 }

@@ -21,8 +21,9 @@ use mm_trace_suite::demo::{AsyncBot, Bot, Mode};
 ///
 /// Prints per-stage p50/p95/p99 tables and deadline misses, serves /metrics while it runs, and
 /// writes perf profiles, golden and Chrome traces, the Prometheus exposition, the perf-gate report
-/// (async vs sequential) and the canary verdict (async as the canary). Exits 0 whichever verdict
-/// the canary gives (the verdict is the demo's result, not a failure), 2 on an error.
+/// (async vs sequential) and two canary verdicts: async batching as the canary, and the same
+/// canary deliberately regressed (--regress-canary-pct), so both verdicts show. Exits 0 whichever
+/// verdict the canary gives (the verdict is the demo's result, not a failure), 2 on an error.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -49,9 +50,29 @@ struct Args {
     /// A config.yaml whose `trace:` section replaces the demo's trace settings.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Seed of the simulated latencies.
+    /// Seed of the simulated latencies. Runs compared as independent samples (e.g. the pairs of
+    /// a perf-gate benchmark) need distinct seeds: one seed repeats the same draws.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Makes every book fetch (fetch_md) this many percent slower: a deliberate regression to
+    /// try perf-gate on.
+    #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_pct)]
+    slow_fetch_pct: f64,
+    /// With both modes: also run the async canary with every exchange latency this many percent
+    /// slower and give its canary verdict (0: skip that run).
+    #[arg(long, value_name = "PCT", default_value_t = 30.0, value_parser = parse_pct)]
+    regress_canary_pct: f64,
+    /// Windows per run whose per-stage quantiles go into the profile (perf-gate estimates a
+    /// single run's noise from them; 0: none).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    windows: u32,
+}
+
+fn parse_pct(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && (0.0..=1000.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?} is not a percentage in 0..=1000")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -115,8 +136,17 @@ fn run(args: &Args) -> Result<(), BoxError> {
     for &mode in modes {
         let dir = args.out.join(mode.as_str());
         let cfg = TraceConfig { golden_dir: dir.join("traces"), ..base.clone() };
-        results.push((mode, run_mode(args, mode, cfg, &dir)?));
+        results.push((mode, run_mode(args, mode, 1.0, cfg, &dir)?));
     }
+    let regressed_dir = args.out.join("async-regressed");
+    let regressed = if args.mode == Modes::Both && args.regress_canary_pct > 0.0 {
+        let cfg = TraceConfig { golden_dir: regressed_dir.join("traces"), ..base.clone() };
+        let factor = 1.0 + args.regress_canary_pct / 100.0;
+        Some(run_mode(args, Mode::AsyncBatching, factor, cfg, &regressed_dir)?)
+    } else {
+        let _ = std::fs::remove_dir_all(&regressed_dir);
+        None
+    };
 
     for (mode, summary) in &results {
         println!("\n== {} mode: {} symbols, {} ticks ==", mode.as_str(), args.symbols, summary.ticks);
@@ -132,7 +162,15 @@ fn run(args: &Args) -> Result<(), BoxError> {
             asy.deadline_miss_pct,
             seq.deadline_miss_pct
         );
-        gate(&args.out)?;
+        if let Some(r) = &regressed {
+            println!(
+                "regressed canary (async, exchange latencies +{}%): tick_total p95 {:.1} ms; deadline misses {:.1}%",
+                args.regress_canary_pct,
+                p95(r),
+                r.deadline_miss_pct
+            );
+        }
+        gate(&args.out, regressed.is_some())?;
     }
     println!("\nartefacts in {}/", args.out.display());
     for entry in walk(&args.out) {
@@ -142,7 +180,8 @@ fn run(args: &Args) -> Result<(), BoxError> {
 }
 
 /// One mode: reset, run the ticks with a progress line, flush, write the mode's artefacts.
-fn run_mode(args: &Args, mode: Mode, cfg: TraceConfig, dir: &Path) -> Result<Summary, BoxError> {
+/// `slower` multiplies every exchange latency (1.0: as simulated).
+fn run_mode(args: &Args, mode: Mode, slower: f64, cfg: TraceConfig, dir: &Path) -> Result<Summary, BoxError> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     mm_trace::init(cfg)?;
@@ -151,14 +190,34 @@ fn run_mode(args: &Args, mode: Mode, cfg: TraceConfig, dir: &Path) -> Result<Sum
     mm_trace::set_profile_label("mode", mode.as_str());
     mm_trace::set_profile_label("symbols", args.symbols);
     mm_trace::set_profile_label("seed", args.seed);
-    let bot = Bot::new(args.symbols.into(), args.time_scale, args.seed, mode);
-    let progress = Progress::new(mode, args.ticks);
+    if args.slow_fetch_pct > 0.0 {
+        mm_trace::set_profile_label("slow_fetch_pct", args.slow_fetch_pct);
+    }
+    if slower != 1.0 {
+        mm_trace::set_profile_label("latency_factor", slower);
+    }
+    let mut bot = Bot::new(args.symbols.into(), args.time_scale, args.seed, mode);
+    bot.fetch_factor = 1.0 + args.slow_fetch_pct / 100.0;
+    bot.latency_factor = slower;
+    let name = if slower == 1.0 { mode.as_str() } else { "regressed" };
+    let progress = Progress::new(name, args.ticks);
+    // Window boundaries: the ends of `windows` near-equal runs of ticks.
+    let windows = args.windows.min(args.ticks);
+    let mut recorder = perf_gate::windows::Recorder::new();
+    let mut window_end = |done: u32| {
+        let index = |d: u32| u64::from(d) * u64::from(windows) / u64::from(args.ticks);
+        if windows > 0 && index(done) > index(done - 1) {
+            mm_trace::flush();
+            recorder.mark(&mm_trace::summary());
+        }
+    };
     let started = Instant::now();
     match mode {
         Mode::Sequential => {
             for i in 0..args.ticks {
                 let _ = bot.tick();
                 progress.update(i + 1);
+                window_end(i + 1);
             }
         }
         Mode::AsyncBatching => {
@@ -168,13 +227,18 @@ fn run_mode(args: &Args, mode: Mode, cfg: TraceConfig, dir: &Path) -> Result<Sum
                 for i in 0..args.ticks {
                     let _ = bot.tick().await;
                     progress.update(i + 1);
+                    window_end(i + 1);
                 }
             });
         }
     }
     progress.finish(started.elapsed());
     mm_trace::flush();
-    mm_trace::write_profile(dir.join("perf_profile.json"))?;
+    let profile = dir.join("perf_profile.json");
+    mm_trace::write_profile(&profile)?;
+    if windows > 0 {
+        recorder.add_to_profile(&profile)?;
+    }
     mm_trace::write_prometheus_text(dir.join("metrics.prom"))?;
     mm_trace::write_chrome_trace(dir.join("trace.json"))?;
     write_pictures(dir)?;
@@ -186,11 +250,10 @@ fn run_mode(args: &Args, mode: Mode, cfg: TraceConfig, dir: &Path) -> Result<Sum
 /// Errs only when perf-gate cannot read the profiles: a regression or a rollback verdict is what
 /// the demo shows, not a failure of the run, so mm-bot exits 0 on promote and rollback alike
 /// (`perf-gate canary` itself exits 1 on rollback).
-fn gate(out: &Path) -> Result<(), BoxError> {
+fn gate(out: &Path, regressed: bool) -> Result<(), BoxError> {
     let seq = out.join("sequential/perf_profile.json");
     let asy = out.join("async/perf_profile.json");
     let report = out.join("perf_gate_report.md");
-    let canary = out.join("canary_verdict.md");
     println!("\n== perf-gate: async batching (current) vs sequential (baseline) ==");
     let compare = perf_gate_in_process(&[
         "--baseline".as_ref(),
@@ -204,14 +267,24 @@ fn gate(out: &Path) -> Result<(), BoxError> {
         return Err("perf-gate could not compare the profiles (see above)".into());
     }
     println!("\n== perf-gate canary: async batching as the canary ==");
+    canary(&seq, &asy, &out.join("canary_verdict.md"))?;
+    if regressed {
+        println!("\n== perf-gate canary: the regressed async canary ==");
+        canary(&seq, &out.join("async-regressed/perf_profile.json"), &out.join("canary_regressed_verdict.md"))?;
+    }
+    Ok(())
+}
+
+/// `perf-gate canary` in process; errs only when it cannot read the profiles.
+fn canary(baseline: &Path, canary: &Path, report: &Path) -> Result<(), BoxError> {
     let verdict = perf_gate_in_process(&[
         "canary".as_ref(),
         "--baseline".as_ref(),
-        seq.as_os_str(),
+        baseline.as_os_str(),
         "--canary".as_ref(),
-        asy.as_os_str(),
-        "--report".as_ref(),
         canary.as_os_str(),
+        "--report".as_ref(),
+        report.as_os_str(),
     ]);
     match verdict {
         perf_gate::EXIT_ERROR => Err("perf-gate canary failed (see above)".into()),
@@ -227,13 +300,13 @@ fn perf_gate_in_process(args: &[&std::ffi::OsStr]) -> u8 {
 
 /// A progress line: rewritten in place on a terminal, a line every 25% otherwise.
 struct Progress {
-    mode: Mode,
+    mode: &'static str,
     total: u32,
     tty: bool,
 }
 
 impl Progress {
-    fn new(mode: Mode, total: u32) -> Self {
+    fn new(mode: &'static str, total: u32) -> Self {
         Progress { mode, total, tty: std::io::stderr().is_terminal() }
     }
 
@@ -246,9 +319,7 @@ impl Progress {
         let p95 = s.stage("tick_total").map_or(0.0, |t| t.p95_ms);
         let line = format!(
             "{:>10}: {done:>5}/{} ticks  tick_total p95 {p95:>7.1} ms  deadline misses {:>5.1}%",
-            self.mode.as_str(),
-            self.total,
-            s.deadline_miss_pct
+            self.mode, self.total, s.deadline_miss_pct
         );
         let mut err = std::io::stderr().lock();
         if self.tty {
@@ -263,7 +334,7 @@ impl Progress {
         if self.tty {
             let _ = writeln!(err);
         }
-        let _ = writeln!(err, "{:>10}: done in {:.1} s (real time)", self.mode.as_str(), took.as_secs_f64());
+        let _ = writeln!(err, "{:>10}: done in {:.1} s (real time)", self.mode, took.as_secs_f64());
     }
 }
 

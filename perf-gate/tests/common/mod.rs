@@ -32,6 +32,17 @@ pub fn stage_from_ns(ns: &[u64]) -> StageProfile {
 /// The perf_profile.json text of a profile with the given stages (mm-trace's document type,
 /// printed by serde_json: another layout than the runtime's writer, same schema).
 pub fn profile_json(stages: &[(&str, &StageProfile)], ticks: u64, misses: u64, partial_fails: u64) -> String {
+    profile_json_with_windows(stages, ticks, misses, partial_fails, Vec::new())
+}
+
+/// [`profile_json`] with per-window quantiles.
+pub fn profile_json_with_windows(
+    stages: &[(&str, &StageProfile)],
+    ticks: u64,
+    misses: u64,
+    partial_fails: u64,
+    windows: Vec<mm_trace::profile::WindowProfile>,
+) -> String {
     let pct = |n: u64| if ticks == 0 { 0.0 } else { n as f64 * 100.0 / ticks as f64 };
     let doc = Profile {
         schema: SCHEMA.to_owned(),
@@ -50,6 +61,40 @@ pub fn profile_json(stages: &[(&str, &StageProfile)], ticks: u64, misses: u64, p
         exchange: BTreeMap::new(),
         guard_trips: BTreeMap::new(),
         tick_kinds: BTreeMap::new(),
+        windows,
     };
     serde_json::to_string_pretty(&doc).unwrap()
+}
+
+/// A run of `windows` windows of `per_window` ticks of one stage, log-normal, each window with
+/// its own factor `exp(drift · Z)`: the merged stage and the windows' quantiles.
+pub fn windowed_stage(
+    rng: &mut Rng,
+    name: &str,
+    windows: usize,
+    per_window: usize,
+    median_ms: f64,
+    drift: f64,
+) -> (StageProfile, Vec<mm_trace::profile::WindowProfile>) {
+    let mut run: Option<StageProfile> = None;
+    let mut out = Vec::new();
+    for _ in 0..windows {
+        let f = (drift * rng.normal()).exp();
+        let w = lognormal_stage(rng, per_window, median_ms, 0.3, f);
+        let entry = mm_trace::profile::WindowStage {
+            count: w.count,
+            p50_ms: w.quantile_ms(0.5),
+            p95_ms: w.quantile_ms(0.95),
+            p99_ms: w.quantile_ms(0.99),
+        };
+        out.push(mm_trace::profile::WindowProfile {
+            ticks: per_window as u64,
+            stages: BTreeMap::from([(name.to_owned(), entry)]),
+        });
+        match &mut run {
+            Some(r) => r.merge(&w),
+            None => run = Some(w),
+        }
+    }
+    (run.unwrap(), out)
 }
