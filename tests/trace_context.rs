@@ -71,7 +71,8 @@ fn kept_ticks_have_trace_ids_and_spans_link_by_span_id() {
     let golden: serde_json::Value = serde_json::from_str(&mm_trace::golden_trace_json_from(&t)).unwrap();
     assert_eq!(golden["trace_id"], t.trace_id.as_str());
     assert_eq!(golden["spans"][0]["span_id"], outer.span_id.as_str());
-    let chrome: serde_json::Value = serde_json::from_str(&mm_trace::chrome_trace_json_from(std::slice::from_ref(&t))).unwrap();
+    let chrome: serde_json::Value =
+        serde_json::from_str(&mm_trace::chrome_trace_json_from(std::slice::from_ref(&t))).unwrap();
     let events = chrome["traceEvents"].as_array().unwrap();
     assert!(events.iter().any(|e| e["name"] == "inner" && e["args"]["span_id"] == inner.span_id.as_str()));
 }

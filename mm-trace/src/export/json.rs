@@ -108,16 +108,7 @@ mod tests {
     use crate::summary::KeepReason;
 
     fn span(id: u32, parent: Option<u32>, name: &str, start_ns: u64, end_ns: u64, thread: u32) -> TraceSpan {
-        TraceSpan {
-            id,
-            parent,
-            name: name.into(),
-            kind: "stage",
-            start_ns,
-            end_ns,
-            thread,
-            ..TraceSpan::default()
-        }
+        TraceSpan { id, parent, name: name.into(), kind: "stage", start_ns, end_ns, thread, ..TraceSpan::default() }
     }
 
     fn trace(spans: Vec<TraceSpan>) -> TickTrace {
