@@ -393,6 +393,10 @@ fn every_tick_svg_parses_and_draws_each_span_once_within_its_parent() {
             path
         })
         .collect();
+    if let Some(keep) = std::env::var_os("MM_TRACE_SCREENSHOTS").map(PathBuf::from) {
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::copy(&files[6], keep.join("hand_made_tick.svg")).unwrap();
+    }
     let roots = parse_svgs(&python, &files);
     assert_eq!(roots.len(), traces.len());
     for (t, root) in traces.iter().zip(&roots) {
