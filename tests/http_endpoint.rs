@@ -1,5 +1,7 @@
 //! The `/metrics` endpoint (feature `http`) over real sockets: status codes, headers, slow and
-//! stuck clients, the connection cap, stopping on drop, bind errors, and ticks never blocked.
+//! stuck clients, the connection cap, pipelined requests, stopping on drop, bind errors, and
+//! ticks never blocked. Hostile clients in numbers: tests/http_hostile.rs; content negotiation,
+//! exemplars and /traces: tests/openmetrics.rs.
 
 mod support;
 
@@ -154,32 +156,52 @@ fn zero_timeouts_and_zero_connections_are_rejected() {
     }
 }
 
+/// Past the cap a new connection takes the place of the oldest one that has not sent a whole
+/// request (answered `503` with `Retry-After`), so clients holding connections idle cannot lock
+/// a scraper out; the connection count never exceeds the cap.
 #[test]
-fn connections_past_the_cap_get_503_and_slots_come_back() {
+fn connections_past_the_cap_replace_the_oldest_idle_one() {
     let _g = setup();
     let opts = MetricsServerOptions { max_connections: 2, read_timeout: Duration::from_secs(5), ..Default::default() };
     let server = mm_trace::serve_metrics_with("127.0.0.1:0", opts).unwrap();
     let addr = server.local_addr();
-    let stuck: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !format!("{server:?}").contains("active_connections: 2") {
-        assert!(Instant::now() < deadline, "stuck clients never accepted: {server:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let r = http_get(addr, "/metrics").unwrap();
-    assert_eq!(r.status, 503, "{r:?}");
-    assert_eq!(r.header("Retry-After"), Some("1"));
-    drop(stuck); // the server sees them close and frees their slots
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let r = http_get(addr, "/metrics").unwrap();
-        if r.status == 200 {
-            break;
+    let wait_active = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !format!("{server:?}").contains(&format!("active_connections: {n}")) {
+            assert!(Instant::now() < deadline, "never {n} connections: {server:?}");
+            std::thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(r.status, 503);
-        assert!(Instant::now() < deadline, "slots never came back");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    let mut oldest = TcpStream::connect(addr).unwrap();
+    wait_active(1);
+    let mut younger = TcpStream::connect(addr).unwrap();
+    wait_active(2);
+    let r = http_get(addr, "/metrics").unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let evicted = read_until_closed(&mut oldest, Duration::from_secs(5)).expect("the oldest idle connection stays");
+    let evicted = support::parse_response(evicted.as_bytes()).unwrap();
+    assert_eq!((evicted.status, evicted.header("Retry-After")), (503, Some("1")));
+    // The younger one is still open and still served.
+    younger.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let answer = read_until_closed(&mut younger, Duration::from_secs(5)).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(!format!("{server:?}").contains("active_connections: 3"));
+}
+
+/// Two requests in one write: the first is answered, the rest ignored, the connection closed
+/// (one request per connection).
+#[test]
+fn pipelined_requests_get_one_answer_and_a_close() {
+    let _g = setup();
+    ticks(1);
+    let server = mm_trace::serve_metrics("127.0.0.1:0").unwrap();
+    let two = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /traces HTTP/1.1\r\nHost: x\r\n\r\n";
+    let r = http_raw(server.local_addr(), two).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert_eq!(r.header("Content-Length").unwrap().parse::<usize>().unwrap(), r.body.len());
+    assert!(!r.body.contains("HTTP/1.1"), "a second response followed the first");
+    assert_eq!(Exposition::parse(&r.body).value("mm_ticks_total", &[]), Some(1.0));
 }
 
 #[test]

@@ -1,7 +1,12 @@
 //! A real Prometheus server (the `prometheus` binary, Debian package `prometheus`) scrapes this
 //! process's `/metrics` endpoint on loopback; the values it stored, read back through its HTTP
 //! API, must equal what the process recorded, and its `histogram_quantile` p95 of a 6 ms loop's
-//! stages must agree with `mm_trace::summary()`.
+//! stages must agree with `mm_trace::summary()`. With `--enable-feature=exemplar-storage` it
+//! stores the exemplars of the OpenMetrics exposition, and each leads, through this process's
+//! `/traces/<trace_id>`, to a kept tick holding that stage with that duration.
+//!
+//! Prometheus asks for OpenMetrics (its `Accept` header), so it stores `le` values in their
+//! canonical OpenMetrics spelling (`le="10.0"`).
 //!
 //! Missing binary: a notice and a pass, unless `CI=true` (then a failure). The tests share the
 //! global collector and the test clock, so they run one at a time (`SERIAL`).
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 use mm_trace::__private::{Site, StageGuard, TickGuard};
 use mm_trace::{TraceConfig, test_clock};
 use serde_json::Value;
-use support::{Exposition, TempDir, http_raw, require_tool};
+use support::{Exposition, TempDir, http_get, http_raw, require_tool};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 static TICK: Site = Site::tick("tick");
@@ -34,6 +39,10 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(binary: &Path, dir: &Path, target: SocketAddr) -> Prometheus {
+        Prometheus::start_with(binary, dir, target, &[])
+    }
+
+    fn start_with(binary: &Path, dir: &Path, target: SocketAddr, extra: &[&str]) -> Prometheus {
         let config = dir.join("prometheus.yml");
         std::fs::write(
             &config,
@@ -51,6 +60,7 @@ impl Prometheus {
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=warn")
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(dir.join("prometheus.err")).unwrap())
@@ -211,9 +221,9 @@ fn prometheus_stores_exactly_what_the_process_recorded() {
     assert_eq!(one(&mut prom, r#"mm_stage_duration_ms_count{stage="tick_total"}"#), 12.0);
     assert_eq!(one(&mut prom, r#"mm_stage_duration_ms_count{stage="fetch_md"}"#), 12.0);
     assert_eq!(one(&mut prom, r#"mm_exchange_req_ms_count{verb="POST",api="order"}"#), 12.0);
-    // Ticks last 3..14 ms, tick 9 another 300 ms.
-    assert_eq!(one(&mut prom, r#"mm_stage_duration_ms_bucket{stage="tick_total",le="10"}"#), 7.0);
-    assert_eq!(one(&mut prom, r#"mm_stage_duration_ms_bucket{stage="tick_total",le="300"}"#), 11.0);
+    // Ticks last 3..14 ms, tick 9 another 300 ms. (Scraped as OpenMetrics: canonical `le`.)
+    assert_eq!(one(&mut prom, r#"mm_stage_duration_ms_bucket{stage="tick_total",le="10.0"}"#), 7.0);
+    assert_eq!(one(&mut prom, r#"mm_stage_duration_ms_bucket{stage="tick_total",le="300.0"}"#), 11.0);
     assert_eq!(one(&mut prom, r#"mm_stage_duration_ms_bucket{stage="tick_total",le="+Inf"}"#), 12.0);
     let fetch_sum = one(&mut prom, r#"mm_stage_duration_ms_sum{stage="fetch_md"}"#);
     assert_eq!(fetch_sum, 78.012, "1 + 2 + ... + 12 ms, plus one 1 us clock step each");
@@ -227,20 +237,27 @@ fn prometheus_stores_exactly_what_the_process_recorded() {
     let p50 = one(&mut prom, q);
     assert!((5.0..=10.0).contains(&p50), "PromQL p50 of tick_total: {p50}");
 
-    // And every series Prometheus holds equals the exposition the process serves now.
+    // And every series Prometheus holds equals the exposition the process serves now (`le`
+    // compared as a number: "10" in the 0.0.4 text, "10.0" as Prometheus scraped it).
     let ours = Exposition::parse(&mm_trace::prometheus_text());
     let stored = prom.query(r#"{__name__=~"mm_.+"}"#).unwrap();
+    let normal = |labels: &[(String, String)]| {
+        let mut k: Vec<(String, String)> = labels
+            .iter()
+            .map(
+                |(n, v)| if n == "le" { (n.clone(), support::parse_le(v).to_string()) } else { (n.clone(), v.clone()) },
+            )
+            .collect();
+        k.sort();
+        k
+    };
     let mut compared = 0;
     for fam in ours.families.values() {
         for s in &fam.samples {
             let mut key: Vec<(String, String)> = s.labels.clone();
             key.push(("__name__".into(), s.name.clone()));
-            key.sort();
-            let got = stored.iter().find(|(k, _)| {
-                let mut k = (*k).clone();
-                k.sort();
-                k == key
-            });
+            let key = normal(&key);
+            let got = stored.iter().find(|(k, _)| normal(k) == key);
             let got = got.unwrap_or_else(|| panic!("Prometheus has no {} {:?}", s.name, s.labels)).1;
             assert_eq!(*got, s.value, "{} {:?}", s.name, s.labels);
             compared += 1;
@@ -391,6 +408,154 @@ fn promql_p95_of_a_6ms_loop_agrees_with_the_summary() {
         assert!((got - want).abs() <= 0.10 * want, "{name}: PromQL p95 {got} ms vs summary {want} ms");
         assert!((whole - want).abs() <= 0.10 * want, "{name}: PromQL p95 (no rate) {whole} ms vs summary {want} ms");
     }
+    drop(prom);
+    drop(server);
+}
+
+/// An exemplar as `(series labels without le, le, trace_id, tick_id, value)`.
+type StoredExemplar = (Vec<(String, String)>, f64, String, u64, f64);
+
+/// The exemplars of an OpenMetrics exposition.
+fn exemplars_of(openmetrics: &str) -> Vec<StoredExemplar> {
+    let mut out = Vec::new();
+    for line in openmetrics.lines().filter(|l| l.contains(" # {")) {
+        let (sample, exemplar) = line.split_once(" # ").unwrap();
+        let sample = &sample[..sample.rfind(' ').unwrap()];
+        let parsed =
+            Exposition::parse(&format!("# HELP x x\n# TYPE x untyped\nx{} 0\n", &sample[sample.find('{').unwrap()..]));
+        let s = &parsed.family("x").samples[0];
+        let le = support::parse_le(s.label("le").unwrap());
+        let (labels, rest) = exemplar.split_once("} ").unwrap();
+        let field =
+            |name: &str| labels.split(&format!("{name}=\"")).nth(1).unwrap().split('"').next().unwrap().to_owned();
+        let value: f64 = rest.split(' ').next().unwrap().parse().unwrap();
+        let mut series: Vec<(String, String)> = s.labels.iter().filter(|(k, _)| k != "le").cloned().collect();
+        series.push(("__name__".into(), sample[..sample.find('{').unwrap()].to_owned()));
+        series.sort();
+        out.push((series, le, field("trace_id"), field("tick_id").parse().unwrap(), value));
+    }
+    out
+}
+
+/// Durations (ns) of the spans named `name` anywhere in a golden trace's span tree.
+fn golden_durations(spans: &Value, name: &str, out: &mut Vec<u64>) {
+    for s in spans.as_array().into_iter().flatten() {
+        if s["name"] == name {
+            out.push(s["duration_ns"].as_u64().unwrap());
+        }
+        golden_durations(&s["children"], name, out);
+    }
+}
+
+/// Issue 15: Prometheus (`--enable-feature=exemplar-storage`) scrapes the OpenMetrics form; the
+/// exemplars `/api/v1/query_exemplars` returns on the stage and exchange buckets each name a kept
+/// tick that this process's `/traces/<trace_id>` answers, holding that stage (or request, or the
+/// tick itself for tick_total) with the exemplar's duration, at most the bucket's `le`; and every
+/// exemplar of the process's last exposition is among them.
+#[test]
+fn prometheus_stores_exemplars_that_lead_to_their_ticks() {
+    let Some(binary) = require_tool("prometheus") else { return };
+    let _serial = serial();
+    let cfg = TraceConfig { sample_rate: 1.0, export_golden: false, chrome_ring_ticks: 4096, ..Default::default() };
+    mm_trace::init(cfg).unwrap();
+    mm_trace::reset();
+    wait_for_worker();
+    let server = mm_trace::serve_metrics("127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    let dir = TempDir::new("prometheus-exemplars");
+    let t0 = std::time::SystemTime::now();
+    let mut prom = Prometheus::start_with(&binary, dir.path(), addr, &["--enable-feature=exemplar-storage"]);
+    prom.wait_for("up", Duration::from_secs(60), |r| r.values().any(|v| *v == 1.0));
+
+    // Real time: fetch_md 1..6 ms, an order request of 2 ms; spread over a few scrapes.
+    let ticks = 36;
+    for i in 0..ticks {
+        {
+            let _t = TickGuard::begin(&TICK);
+            {
+                let _g = StageGuard::enter(&FETCH_MD);
+                std::thread::sleep(Duration::from_micros(1_000 * (i % 6 + 1)));
+            }
+            let _e = StageGuard::enter(&POST_ORDER);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if i % 12 == 11 {
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+    }
+    mm_trace::flush();
+    prom.wait_for("mm_ticks_total", Duration::from_secs(60), |r| r.values().any(|v| *v == ticks as f64));
+    let ours = exemplars_of(&mm_trace::openmetrics_text());
+    assert!(!ours.is_empty());
+
+    let range = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let (start, end) = (range(t0) - 60.0, range(std::time::SystemTime::now()) + 60.0);
+    let mut stored: Vec<StoredExemplar> = Vec::new();
+    for metric in ["mm_stage_duration_ms_bucket", "mm_exchange_req_ms_bucket"] {
+        let req = format!(
+            "GET /api/v1/query_exemplars?query={metric}&start={start}&end={end} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            prom.addr
+        );
+        let r = http_raw(prom.addr, req.as_bytes()).unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["status"], "success", "{v}");
+        for series in v["data"].as_array().unwrap() {
+            let labels = series["seriesLabels"].as_object().unwrap();
+            let mut key: Vec<(String, String)> = labels
+                .iter()
+                .filter(|(k, _)| !["job", "instance", "le"].contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                .collect();
+            key.sort();
+            let le = support::parse_le(labels["le"].as_str().unwrap());
+            for e in series["exemplars"].as_array().unwrap() {
+                let value: f64 = e["value"].as_str().unwrap().parse().unwrap();
+                let trace_id = e["labels"]["trace_id"].as_str().unwrap().to_owned();
+                let tick_id: u64 = e["labels"]["tick_id"].as_str().unwrap().parse().unwrap();
+                stored.push((key.clone(), le, trace_id, tick_id, value));
+            }
+        }
+    }
+    let mut checked = 0;
+    for (series, le, trace_id, tick_id, value) in &stored {
+        assert!(*value <= *le, "exemplar {value} above its bucket le={le}: {series:?}");
+        let r = http_get(addr, &format!("/traces/{trace_id}?tick_id={tick_id}")).unwrap();
+        assert_eq!(r.status, 200, "trace {trace_id} (tick {tick_id}) of {series:?}: {}", r.body);
+        let golden: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(golden["trace_id"], trace_id.as_str());
+        let get = |k: &str| series.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let mut durations = Vec::new();
+        match (get("stage"), get("verb"), get("api")) {
+            (Some("tick_total"), _, _) => durations.push(golden["duration_ns"].as_u64().unwrap()),
+            (Some(stage), _, _) => golden_durations(&golden["spans"], stage, &mut durations),
+            (None, Some(verb), Some(api)) => {
+                golden_durations(&golden["spans"], &format!("{verb} {api}"), &mut durations)
+            }
+            _ => panic!("{series:?}"),
+        }
+        // The trace's spans are converted from the same clock readings (1 ns rounding apart).
+        let ns = value * 1e6;
+        assert!(
+            durations.iter().any(|d| (*d as f64 - ns).abs() <= 1.5),
+            "tick {tick_id} has no {series:?} span of {value} ms: {durations:?}"
+        );
+        checked += 1;
+    }
+    for (series, le, trace_id, tick_id, _) in &ours {
+        assert!(
+            stored.iter().any(|s| &s.0 == series && s.1 == *le && &s.2 == trace_id && s.3 == *tick_id),
+            "Prometheus lacks the exemplar of {series:?} le={le} (tick {tick_id})"
+        );
+    }
+    for stage in ["fetch_md", "tick_total"] {
+        assert!(stored.iter().any(|s| s.0.iter().any(|(k, v)| k == "stage" && v == stage)), "no exemplar on {stage}");
+    }
+    assert!(stored.iter().any(|s| s.0.iter().any(|(k, v)| k == "api" && v == "order")), "no exemplar on order");
+    eprintln!(
+        "prometheus: {checked} stored exemplars lead to their ticks; the {} of the last exposition all stored",
+        ours.len()
+    );
     drop(prom);
     drop(server);
 }

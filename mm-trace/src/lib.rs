@@ -47,10 +47,13 @@
 //!   ([`TickTrace`]), [`trace_files_written`], [`is_sampled`].
 //! - **Export**, every exporter in three forms — of what was collected, `…_from` given data, and
 //!   `write_…(path)`: Prometheus ([`prometheus_text`], [`prometheus_text_from`],
-//!   [`write_prometheus_text`]), the perf profile ([`profile_json`], [`profile_json_from`],
+//!   [`write_prometheus_text`]; OpenMetrics with exemplars: [`openmetrics_text`],
+//!   [`openmetrics_text_from`], [`write_openmetrics_text`]), the perf profile ([`profile_json`], [`profile_json_from`],
 //!   [`write_profile`]), Chrome traces ([`chrome_trace_json`], [`chrome_trace_json_from`],
 //!   [`write_chrome_trace`]), golden traces ([`golden_trace_json`], [`golden_trace_json_from`],
-//!   [`write_golden_trace`]); with feature `http` the `/metrics` endpoint (`serve_metrics`).
+//!   [`write_golden_trace`]); with feature `http` the endpoint (`serve_metrics`): `/metrics`
+//!   by content negotiation, `/traces` and `/traces/<trace_id>` (an exemplar's trace id leads
+//!   there).
 //! - **Pictures**: [`tick_svg`] (one tick as a self-contained SVG timeline) and
 //!   [`folded_stacks`] / [`write_folded_stacks`] (flame-graph input); slow-tick files get an SVG
 //!   beside their JSON.
@@ -129,9 +132,9 @@ pub use summary::{ExchangeStats, Health, KeepReason, StageStats, Summary, TickKi
 pub use api::exporters::{MetricsServer, MetricsServerOptions, serve_metrics, serve_metrics_with};
 pub use api::exporters::{
     PrometheusUnits, chrome_trace_json, chrome_trace_json_from, clear_profile_labels, golden_trace_json,
-    golden_trace_json_from, profile_json, profile_json_from, prometheus_text, prometheus_text_from,
-    prometheus_text_units, set_profile_label, write_chrome_trace, write_golden_trace, write_profile,
-    write_prometheus_text,
+    golden_trace_json_from, openmetrics_text, openmetrics_text_from, profile_json, profile_json_from, prometheus_text,
+    prometheus_text_from, prometheus_text_units, set_profile_label, write_chrome_trace, write_golden_trace,
+    write_openmetrics_text, write_profile, write_prometheus_text,
 };
 // Pictures: one tick as an SVG timeline, folded stacks for flame graphs (`api/exporters.rs`).
 pub use api::exporters::{folded_stacks, tick_svg, write_folded_stacks};

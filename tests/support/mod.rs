@@ -292,3 +292,73 @@ pub fn parse_response(bytes: &[u8]) -> std::io::Result<Response> {
     let body = String::from_utf8_lossy(&bytes[end + 4..]).into_owned();
     Ok(Response { status, headers, body })
 }
+
+/// A Python with the `prometheus_client` package (its OpenMetrics parser is the reference this
+/// crate's OpenMetrics text is checked against): `$MM_TRACE_OPENMETRICS_PYTHON`, else the venv
+/// `.ci/run` makes (`target/openmetrics-venv`), else `python3` if it has the package. Missing:
+/// `None` after a notice, or a panic when `CI=true`.
+pub fn require_openmetrics_parser() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/openmetrics-venv/bin/python3");
+    let candidates = std::env::var_os("MM_TRACE_OPENMETRICS_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([venv, PathBuf::from("python3")]);
+    for python in candidates {
+        let ok = Command::new(&python)
+            .args(["-c", "import prometheus_client.openmetrics.parser"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(python);
+        }
+    }
+    let how = "python3 -m venv target/openmetrics-venv && target/openmetrics-venv/bin/pip install prometheus-client";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("no Python with prometheus_client (the OpenMetrics reference parser) but CI=true: {how}");
+    }
+    eprintln!("NOTICE: no Python with prometheus_client; skipping the OpenMetrics parser check ({how})");
+    None
+}
+
+/// Parses `text` with `prometheus_client`'s OpenMetrics parser (which rejects what the
+/// specification forbids): `Ok(families as JSON)` or `Err(the parser's message)`. Each family:
+/// `{name, type, unit, samples: [{name, labels, value, exemplar: {labels, value, timestamp}?}]}`.
+pub fn openmetrics_parse(python: &Path, text: &str) -> Result<serde_json::Value, String> {
+    use std::process::Stdio;
+    const SCRIPT: &str = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+try:
+    out = []
+    for f in text_string_to_metric_families(sys.stdin.read()):
+        samples = []
+        for s in f.samples:
+            e = s.exemplar
+            samples.append({"name": s.name, "labels": s.labels, "value": s.value,
+                            "exemplar": None if e is None else {"labels": e.labels, "value": e.value,
+                                                                "timestamp": None if e.timestamp is None else float(e.timestamp)}})
+        out.append({"name": f.name, "type": f.type, "unit": f.unit, "samples": samples})
+    print(json.dumps(out))
+except Exception as e:
+    print("PARSE ERROR: %s" % e, file=sys.stderr)
+    sys.exit(3)
+"#;
+    let mut child = Command::new(python)
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run python");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = text.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}

@@ -184,7 +184,7 @@ pub fn write_profile(path: impl AsRef<Path>) -> Result<(), Error> {
 /// that group by name, as speedscope does, see one frame per stage) on the track of the thread
 /// that recorded it. Spans of one thread that overlap without nesting (concurrent futures
 /// polled on one worker thread) go to lanes of that thread, tracks of their own named
-/// "<thread> (lane N)", so that on every track slices nest or are disjoint, as Perfetto needs.
+/// `"<thread> (lane N)"`, so that on every track slices nest or are disjoint, as Perfetto needs.
 /// A slice is a begin event (`"ph":"B"`, no arguments) and an end event (`"ph":"E"`) whose
 /// arguments the viewers merge into the slice: `tick_id`, `trace_id`, `span_id`,
 /// `parent_span_id`, `error`, `cancelled`, labels (ticks: reason, flags, annotations). A

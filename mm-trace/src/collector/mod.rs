@@ -19,7 +19,7 @@
 //! | `span` | stage spans (`StageGuard`, `Instrumented`) and the rule of what a span records |
 //! | `context`, `events` | carried tick contexts; events on the current tick |
 //! | `calibration` | the span-cost measurement |
-//! | `trace_convert`, `worker` | raw record to `TickTrace`; the background trace worker |
+//! | `trace_convert`, `exemplars`, `worker` | raw record to `TickTrace`; the latest kept span per Prometheus bucket; the background trace worker |
 //! | `tick` | ticks (`TickGuard`, `TickFuture`): begin, end, hand the kept trace to the worker |
 //! | `setup`, `merged` | the configuration in force; the merged `Summary` and `reset` |
 
@@ -27,6 +27,7 @@ mod calibration;
 pub(crate) mod context;
 mod counters;
 pub(crate) mod events;
+pub(crate) mod exemplars;
 mod keys;
 pub(crate) mod labeled;
 pub(crate) mod labels;

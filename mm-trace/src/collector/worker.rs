@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::calibration::measure_span_cost;
 use super::counters::{self, Counter, ThreadCounters};
+use super::exemplars::{self, Buckets};
 use super::keys::TICK_TOTAL;
 use super::switches::SLOW_QUANTILE_NS;
 use super::thread_data::threads;
@@ -32,6 +33,8 @@ use super::trace_ids::new_trace_id;
 use super::trace_record::RawTrace;
 use crate::clock;
 use crate::config::TraceConfig;
+#[cfg(feature = "http")]
+use crate::export::trace_list::KeptTick;
 use crate::histogram::HistogramSnapshot;
 use crate::summary::{KeepReason, TickTrace};
 
@@ -81,6 +84,8 @@ struct State {
     /// slow ticks never use up another loop's budget. Bounded by the number of tick sites.
     slow_windows: Vec<(usize, Instant, u32)>,
     files_written: Vec<PathBuf>,
+    /// The Prometheus buckets exemplars are recorded in (see `exemplars`).
+    exemplars: Buckets,
 }
 
 fn state() -> &'static Mutex<State> {
@@ -92,6 +97,7 @@ fn state() -> &'static Mutex<State> {
             sampled_seen: 0,
             slow_windows: Vec::new(),
             files_written: Vec::new(),
+            exemplars: Buckets::current(),
         })
     })
 }
@@ -117,6 +123,9 @@ pub(crate) fn configure(cfg: &TraceConfig) {
     st.settings = Settings::from(cfg);
     while st.ring.len() > st.settings.ring {
         st.ring.pop_front();
+    }
+    if !st.exemplars.same_bounds() {
+        st.exemplars = Buckets::current();
     }
     drop(st);
     start();
@@ -149,6 +158,7 @@ pub(crate) fn reset() {
     st.sampled_seen = 0;
     st.slow_windows.clear();
     st.files_written.clear();
+    st.exemplars = Buckets::current();
 }
 
 /// Estimated cost of one recorded span, ns (measured once by the worker at start).
@@ -242,6 +252,7 @@ fn handle(trace: &RawTrace) {
     // `ticks_to_ns(1 << 32)` is the factor itself (exact: the factor is below 2^64).
     kept.mult = clock::ticks_to_ns(1 << 32);
     kept.start_epoch_ns = clock::reading_to_epoch_ns(kept.start);
+    exemplars::record(&mut st.exemplars, &kept);
     // A trace to write is converted after the lock is released (a copy: rare, and cheap next to
     // the JSON), so readers of the ring never wait for a conversion.
     let golden = write.map(|file| (st.settings.dir.join(file), kept.clone()));
@@ -283,6 +294,40 @@ pub(crate) fn recent_traces() -> Vec<TickTrace> {
     flush();
     let ring: Vec<RawTrace> = lock().ring.iter().cloned().collect();
     ring.iter().map(to_trace).collect()
+}
+
+/// The kept ticks in the ring now, oldest first, without waiting for the worker (for the
+/// endpoint: a request never waits on a flush).
+#[cfg(feature = "http")]
+pub(crate) fn kept_ticks() -> Vec<KeptTick> {
+    let st = lock();
+    st.ring
+        .iter()
+        .map(|t| KeptTick {
+            tick_id: t.tick_id,
+            trace_id: t.trace_id.hex(),
+            name: t.site.name(),
+            reason: t.reason,
+            duration_ns: t.ticks_to_ns(t.end.saturating_sub(t.start)),
+            start_unix_ns: clock::epoch_unix_ns().saturating_add(t.start_epoch_ns),
+            deadline_missed: t.missed,
+        })
+        .collect()
+}
+
+/// The most recent kept tick in the ring with trace id `trace_id` (and tick id `tick_id` if
+/// given), converted; without waiting for the worker.
+#[cfg(feature = "http")]
+pub(crate) fn find_trace(trace_id: &str, tick_id: Option<u64>) -> Option<TickTrace> {
+    let word = |hex: &str| u64::from_str_radix(hex, 16).ok();
+    let valid = trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_hexdigit());
+    let trace_id =
+        if valid { super::trace_ids::TraceId(word(&trace_id[..16])?, word(&trace_id[16..])?) } else { return None };
+    let raw = {
+        let st = lock();
+        st.ring.iter().rev().find(|t| t.trace_id == trace_id && tick_id.is_none_or(|id| t.tick_id == id))?.clone()
+    };
+    Some(to_trace(&raw))
 }
 
 /// Recent tick_total distribution, for the optional quantile rule of slow-tick capture.

@@ -6,6 +6,7 @@
 //! render empty data).
 
 pub(crate) mod chrome;
+pub(crate) mod exposition;
 pub(crate) mod folded;
 #[cfg(feature = "http")]
 pub(crate) mod http;
@@ -14,6 +15,8 @@ pub(crate) mod lanes;
 pub(crate) mod profile;
 pub(crate) mod prometheus;
 pub(crate) mod svg;
+#[cfg(feature = "http")]
+pub(crate) mod trace_list;
 
 use serde_json::{Map, Value};
 

@@ -1,8 +1,8 @@
-//! Prometheus text exposition format 0.0.4.
+//! What the Prometheus exposition holds, in either text format: 0.0.4, and OpenMetrics 1.0 with
+//! exemplars (how each is written: `export/exposition.rs`).
 
-use std::fmt::Write as _;
-
-use crate::histogram::{HistogramSnapshot, prometheus_bounds_ms};
+use super::exposition::{Exemplars, Family, Format, Writer, float, shift_decimal};
+use crate::histogram::prometheus_bounds_ms;
 use crate::summary::{ExchangeStats, Summary};
 
 /// The unit of the duration histograms in the Prometheus exposition.
@@ -64,12 +64,33 @@ pub(crate) fn le_labels_of(bounds_ms: &[f64], units: PrometheusUnits) -> Vec<Str
     out
 }
 
-/// Renders every metric of `summary` (listed with their meaning in `docs/PERFORMANCE_DASHBOARD.md`),
-/// duration histograms with the bucket bounds in force (read once, so labels and counts agree).
+/// Renders every metric of `summary` (listed with their meaning in `docs/PERFORMANCE_DASHBOARD.md`)
+/// in the 0.0.4 text format, duration histograms with the bucket bounds in force (read once, so
+/// labels and counts agree).
 pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
-    let bounds_ms = prometheus_bounds_ms();
-    let les = le_labels_of(&bounds_ms, units);
-    let mut w = Writer { out: String::with_capacity(16 * 1024), les, bounds_ms, units };
+    render_as(Format::Prometheus, summary, units, &prometheus_bounds_ms(), None)
+}
+
+/// [`render`] in OpenMetrics 1.0 text, each duration bucket with its exemplar from `exemplars`
+/// (gathered for `bounds_ms`, the bounds in force when they were read).
+pub(crate) fn render_openmetrics(
+    summary: &Summary,
+    units: PrometheusUnits,
+    bounds_ms: &[f64],
+    exemplars: &Exemplars,
+) -> String {
+    render_as(Format::OpenMetrics, summary, units, bounds_ms, Some(exemplars))
+}
+
+fn render_as(
+    format: Format,
+    summary: &Summary,
+    units: PrometheusUnits,
+    bounds_ms: &[f64],
+    exemplars: Option<&Exemplars>,
+) -> String {
+    let les = le_labels_of(bounds_ms, units);
+    let mut w = Writer::new(format, bounds_ms, les, units.ns_scale(), exemplars);
     let u = units.suffix();
 
     w.family(
@@ -81,11 +102,12 @@ pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
         ),
     );
     for s in &summary.stages {
-        w.histogram(&format!("mm_stage_duration_{u}"), &[("stage", &s.name)], &s.histogram);
+        w.histogram(Family::Stage, &format!("mm_stage_duration_{u}"), &[("stage", &s.name)], &s.histogram);
     }
     // Named kinds of tick: their own tick_total series (the unnamed kind's has no `tick` label).
     for k in &summary.tick_kinds {
         w.histogram(
+            Family::Stage,
             &format!("mm_stage_duration_{u}"),
             &[("stage", "tick_total"), ("tick", &k.name)],
             &k.stats.histogram,
@@ -110,7 +132,7 @@ pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
         &format!("Duration of exchange requests in {}, by verb and api.", units.word()),
     );
     for e in &summary.exchange {
-        w.histogram(&format!("mm_exchange_req_{u}"), &exchange_labels(e), &e.stats.histogram);
+        w.histogram(Family::Exchange, &format!("mm_exchange_req_{u}"), &exchange_labels(e), &e.stats.histogram);
     }
 
     w.family(
@@ -172,7 +194,7 @@ pub(crate) fn render(summary: &Summary, units: PrometheusUnits) -> String {
         "Estimated cost of one recorded span on this machine, seconds.",
         &float(h.span_cost_ns / 1e9),
     );
-    w.out
+    w.finish()
 }
 
 /// An exchange request's labels: verb, api, then its run-time labels.
@@ -182,143 +204,10 @@ fn exchange_labels(e: &ExchangeStats) -> Vec<(&str, &str)> {
     labels
 }
 
-struct Writer {
-    out: String,
-    les: Vec<String>,
-    bounds_ms: Vec<f64>,
-    units: PrometheusUnits,
-}
-
-impl Writer {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: &str) {
-        self.out.push_str(name);
-        write_labels(&mut self.out, labels, None);
-        self.out.push(' ');
-        self.out.push_str(value);
-        self.out.push('\n');
-    }
-
-    fn counter(&mut self, name: &str, help: &str, value: u64) {
-        self.family(name, "counter", help);
-        self.sample(name, &[], &value.to_string());
-    }
-
-    fn gauge(&mut self, name: &str, help: &str, value: &str) {
-        self.family(name, "gauge", help);
-        self.sample(name, &[], value);
-    }
-
-    fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &HistogramSnapshot) {
-        // One snapshot: `+Inf` is its count, so `le="+Inf"` always equals `_count`.
-        let cumulative = h.prometheus_cumulative_at(&self.bounds_ms);
-        for (le, n) in self.les.iter().zip(&cumulative) {
-            self.out.push_str(name);
-            self.out.push_str("_bucket");
-            write_labels(&mut self.out, labels, Some(le));
-            let _ = writeln!(self.out, " {n}");
-        }
-        let count = cumulative.last().copied().unwrap_or(0);
-        self.out.push_str(name);
-        self.out.push_str("_sum");
-        write_labels(&mut self.out, labels, None);
-        let _ = writeln!(self.out, " {}", ns_decimal(h.sum_ns(), self.units.ns_scale()));
-        self.out.push_str(name);
-        self.out.push_str("_count");
-        write_labels(&mut self.out, labels, None);
-        let _ = writeln!(self.out, " {count}");
-    }
-}
-
-fn write_labels(out: &mut String, labels: &[(&str, &str)], le: Option<&str>) {
-    if labels.is_empty() && le.is_none() {
-        return;
-    }
-    out.push('{');
-    let mut first = true;
-    for (k, v) in labels.iter().copied().chain(le.map(|le| ("le", le))) {
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        out.push_str(k);
-        out.push_str("=\"");
-        escape_label_value(out, v);
-        out.push('"');
-    }
-    out.push('}');
-}
-
-/// Label values: backslash, double quote and line feed are escaped.
-fn escape_label_value(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// HELP text: backslash and line feed are escaped.
-fn escape_help(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-/// A float sample value (`NaN`, `+Inf`, `-Inf` as Prometheus spells them).
-fn float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_owned()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
-    } else {
-        format!("{v}")
-    }
-}
-
-/// `ns / 10^scale` as an exact decimal (`1500000, 6` → `"1.5"`): no float rounding in sums.
-pub(crate) fn ns_decimal(ns: u64, scale: usize) -> String {
-    shift_decimal(&ns.to_string(), scale)
-}
-
-/// Divides a non-negative decimal string by `10^places`, exactly, trimming redundant zeros.
-fn shift_decimal(s: &str, places: usize) -> String {
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    let digits = format!("{int}{frac}");
-    let point = int.len() as isize - places as isize;
-    let (int, frac) = if point <= 0 {
-        ("0".to_owned(), format!("{}{digits}", "0".repeat(point.unsigned_abs())))
-    } else {
-        let p = point as usize;
-        (digits[..p].to_owned(), digits[p..].to_owned())
-    };
-    let int = int.trim_start_matches('0');
-    let int = if int.is_empty() { "0" } else { int };
-    let frac = frac.trim_end_matches('0');
-    if frac.is_empty() { int.to_owned() } else { format!("{int}.{frac}") }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::histogram::PROMETHEUS_BOUNDS_MS;
-
-    #[test]
-    fn decimals_are_exact() {
-        assert_eq!(ns_decimal(0, 6), "0");
-        assert_eq!(ns_decimal(1_500_000, 6), "1.5");
-        assert_eq!(ns_decimal(200_000_000, 6), "200");
-        assert_eq!(ns_decimal(7, 9), "0.000000007");
-        assert_eq!(ns_decimal(12_345_678_901, 9), "12.345678901");
-        assert_eq!(shift_decimal("0.0025", 3), "0.0000025");
-        assert_eq!(shift_decimal("60000", 3), "60");
-        assert_eq!(shift_decimal("2.5", 3), "0.0025");
-    }
 
     #[test]
     fn le_labels_have_no_float_noise() {
@@ -337,12 +226,5 @@ mod tests {
             let (a, b): (f64, f64) = (a.parse().unwrap(), b.parse().unwrap());
             assert!((a / 1000.0 - b).abs() <= b * 1e-12);
         }
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        let mut out = String::new();
-        write_labels(&mut out, &[("reason", "a\\b\"c\nd")], Some("+Inf"));
-        assert_eq!(out, r#"{reason="a\\b\"c\nd",le="+Inf"}"#);
     }
 }

@@ -6,6 +6,9 @@ use std::sync::Mutex;
 use std::task::{Context, Poll};
 
 use crate::config::TraceConfig;
+use crate::export::exposition::Exemplars;
+#[cfg(feature = "http")]
+use crate::export::trace_list::KeptTick;
 use crate::summary::{Summary, TickTrace};
 
 static CONFIG: Mutex<Option<TraceConfig>> = Mutex::new(None);
@@ -53,6 +56,20 @@ pub(crate) fn current_tick_id() -> Option<u64> {
 
 pub(crate) fn recent_traces() -> Vec<TickTrace> {
     Vec::new()
+}
+
+pub(crate) fn exemplars(_bounds_ms: &[f64]) -> Exemplars {
+    Exemplars::default()
+}
+
+#[cfg(feature = "http")]
+pub(crate) fn kept_ticks() -> Vec<KeptTick> {
+    Vec::new()
+}
+
+#[cfg(feature = "http")]
+pub(crate) fn find_trace(_trace_id: &str, _tick_id: Option<u64>) -> Option<TickTrace> {
+    None
 }
 
 pub(crate) fn trace_files_written() -> Vec<std::path::PathBuf> {

@@ -2,8 +2,11 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::collector::{events, labels, merged, setup, worker};
+use crate::collector::{events, exemplars, labels, merged, setup, worker};
 use crate::config::TraceConfig;
+use crate::export::exposition::Exemplars;
+#[cfg(feature = "http")]
+use crate::export::trace_list::KeptTick;
 use crate::summary::{Summary, TickTrace};
 
 pub use crate::collector::context::{ContextGuard, TickContext, WithContext};
@@ -68,6 +71,23 @@ pub(crate) fn current_tick_id() -> Option<u64> {
 
 pub(crate) fn recent_traces() -> Vec<TickTrace> {
     worker::recent_traces()
+}
+
+/// The exemplars of every duration series, for an exposition with bucket bounds `bounds_ms`.
+pub(crate) fn exemplars(bounds_ms: &[f64]) -> Exemplars {
+    exemplars::snapshot(bounds_ms)
+}
+
+/// The kept ticks in the ring now (never waits for the worker).
+#[cfg(feature = "http")]
+pub(crate) fn kept_ticks() -> Vec<KeptTick> {
+    worker::kept_ticks()
+}
+
+/// The latest kept tick in the ring with this trace id (and tick id); never waits for the worker.
+#[cfg(feature = "http")]
+pub(crate) fn find_trace(trace_id: &str, tick_id: Option<u64>) -> Option<TickTrace> {
+    worker::find_trace(trace_id, tick_id)
 }
 
 pub(crate) fn trace_files_written() -> Vec<std::path::PathBuf> {
