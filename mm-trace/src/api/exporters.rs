@@ -1,12 +1,13 @@
 //! Export: every exporter in the same three forms — `…_text`/`…_json` of what was collected,
 //! `…_from` of given data (a [`Summary`] or [`TickTrace`]s), and `write_…(path)` — plus the
-//! `/metrics` endpoint.
+//! endpoint serving `/metrics` and `/traces`.
 
 use std::path::Path;
 
 use crate::error::Error;
 use crate::export;
 use crate::fs::write_file;
+use crate::histogram::prometheus_bounds_ms;
 use crate::imp;
 use crate::summary::{Summary, TickTrace};
 
@@ -71,14 +72,88 @@ pub fn write_prometheus_text(path: impl AsRef<Path>) -> Result<(), Error> {
     write_file(path.as_ref(), &prometheus_text())
 }
 
-/// Serves [`prometheus_text`] at `GET /metrics` (and `HEAD`) from a thread of its own, with std
-/// networking only. Binds exactly `addr`; give a loopback address unless the port must be
-/// reachable from other hosts. Dropping the returned handle stops the server.
+/// The same metrics as [`prometheus_text`] in OpenMetrics 1.0 text (what `/metrics` answers a
+/// scraper whose `Accept` asks for `application/openmetrics-text`, as Prometheus does), with
+/// **exemplars**: every bucket of `mm_stage_duration_*` (`tick_total` included) and
+/// `mm_exchange_req_*` carries the most recent kept tick whose span landed in it, as
+/// `# {trace_id="…",tick_id="…"} <duration> <tick end, Unix seconds>`. The trace id resolves at
+/// the endpoint's `/traces/<trace_id>` while the tick is in the ring of recent traces
+/// (`chrome_ring_ticks`).
 ///
-/// Other paths get `404`, other methods `405` (with `Allow`), malformed requests `400`; a client
-/// that is too slow gets `408` and is closed, and past 16 concurrent connections new ones get
-/// `503` (see [`serve_metrics_with`] to change these limits). Every response closes the
-/// connection. Recording threads are never touched.
+/// Only kept ticks give exemplars, and only for spans their histograms counted: every span of a
+/// sampled tick; of a slow tick kept unsampled, its `tick_total` and exchange requests. A span
+/// lands in the bucket its histogram counts it in, so the value is at most the bucket's `le`
+/// (and above the previous `le`, or at most 1/64 below it: histogram.rs's edge rule). The
+/// exemplars are written by the trace worker; ticks never pay for them.
+///
+/// OpenMetrics spells the same series as the 0.0.4 text, except: counter families are declared
+/// without `_total` (`# TYPE mm_ticks counter`, samples `mm_ticks_total`), `# UNIT` is given
+/// where the name ends with its unit, `le` values are canonical (`"200.0"`, `"2.5e-06"`), and
+/// the text ends with `# EOF`.
+///
+/// ```
+/// mm_trace::init(mm_trace::TraceConfig { export_golden: false, ..Default::default() }).unwrap();
+/// let text = mm_trace::openmetrics_text();
+/// assert!(text.contains("# TYPE mm_ticks counter\n"));
+/// assert!(text.contains("# TYPE mm_stage_duration_ms histogram\n"));
+/// assert!(text.ends_with("# EOF\n"));
+/// ```
+pub fn openmetrics_text() -> String {
+    let units =
+        if imp::config().prometheus_base_units { PrometheusUnits::Seconds } else { PrometheusUnits::Milliseconds };
+    let bounds = prometheus_bounds_ms();
+    // The histograms first, then the exemplars: an exemplar newer than the histograms it belongs
+    // to waits for the next scrape rather than pointing at a sample the counts do not have.
+    let summary = imp::summary();
+    export::prometheus::render_openmetrics(&summary, units, &bounds, &imp::exemplars(&bounds))
+}
+
+/// The OpenMetrics text of a given [`Summary`] (no exemplars: they are not part of a summary).
+///
+/// ```
+/// use mm_trace::{PrometheusUnits, Summary};
+/// let s = Summary { ticks: 3, ..Summary::default() };
+/// let text = mm_trace::openmetrics_text_from(&s, PrometheusUnits::Milliseconds);
+/// assert!(text.contains("\nmm_ticks_total 3\n") && text.ends_with("# EOF\n"));
+/// ```
+pub fn openmetrics_text_from(summary: &Summary, units: PrometheusUnits) -> String {
+    export::prometheus::render_openmetrics(summary, units, &prometheus_bounds_ms(), &Default::default())
+}
+
+/// Writes [`openmetrics_text`] to a file.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("mm-trace-doc-{}.om.txt", std::process::id()));
+/// mm_trace::write_openmetrics_text(&path).unwrap();
+/// assert!(std::fs::read_to_string(&path).unwrap().ends_with("# EOF\n"));
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn write_openmetrics_text(path: impl AsRef<Path>) -> Result<(), Error> {
+    write_file(path.as_ref(), &openmetrics_text())
+}
+
+/// Serves the metrics and the kept ticks over HTTP from a thread of its own. Binds exactly
+/// `addr`; give a loopback address unless the port must be reachable from other hosts (a
+/// Prometheus on another host). Dropping the returned handle stops the server.
+///
+/// - `GET /metrics` (and `HEAD`): [`openmetrics_text`], exemplars included, when the request's
+///   `Accept` asks for `application/openmetrics-text` (Prometheus does); [`prometheus_text`]
+///   (format 0.0.4) otherwise.
+/// - `GET /traces`: the kept ticks still in memory (the ring of `chrome_ring_ticks`), newest
+///   first, as a JSON array: `tick_id`, `trace_id`, `name`, `reason`, `duration_ns`,
+///   `duration_ms`, `start_unix_ns`, `deadline_missed` and the paths below.
+/// - `GET /traces/<trace_id>`: that tick's golden trace JSON ([`golden_trace_json_from`]);
+///   `?format=chrome`: its Chrome trace events; `/traces/<trace_id>.svg`: its picture
+///   ([`tick_svg`]). `&tick_id=N` picks one tick when several continued the same trace; without
+///   it the most recent. `404` once the tick has left the ring.
+///
+/// Other paths get `404`, other methods `405` (with `Allow`), malformed requests `400`, a head
+/// over 8 KiB `431`; a client that is too slow gets `408` and is closed. Every response closes
+/// the connection. One thread serves every connection (an event loop over non-blocking sockets),
+/// so clients that hold connections idle or trickle bytes cannot keep a scrape waiting: past 256
+/// open connections a new one takes the place of the oldest that has not sent its request yet
+/// (see [`serve_metrics_with`] and [`MetricsServerOptions`] for the limits). Recording threads are
+/// never touched and never wait; no request waits for the trace worker.
 ///
 /// ```
 /// # fn main() -> Result<(), mm_trace::Error> {
@@ -114,7 +189,25 @@ pub fn serve_metrics_with<A: std::net::ToSocketAddrs + std::fmt::Display>(
     addr: A,
     options: MetricsServerOptions,
 ) -> Result<MetricsServer, Error> {
-    export::http::serve(addr, options, prometheus_text)
+    use export::http::{Endpoint, MetricsFormat, TraceFormat};
+    fn metrics(format: MetricsFormat) -> String {
+        match format {
+            MetricsFormat::Prometheus => prometheus_text(),
+            MetricsFormat::OpenMetrics => openmetrics_text(),
+        }
+    }
+    fn traces() -> String {
+        export::trace_list::render(&imp::kept_ticks())
+    }
+    fn trace(trace_id: &str, tick_id: Option<u64>, format: TraceFormat) -> Option<String> {
+        let trace = imp::find_trace(trace_id, tick_id)?;
+        Some(match format {
+            TraceFormat::Golden => golden_trace_json_from(&trace),
+            TraceFormat::Chrome => chrome_trace_json_from(std::slice::from_ref(&trace)),
+            TraceFormat::Svg => tick_svg(&trace),
+        })
+    }
+    export::http::serve(addr, options, Endpoint { metrics, traces, trace })
 }
 
 /// Sets a label written into every later profile's `labels` (e.g. `track = canary`); setting a
