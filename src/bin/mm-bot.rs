@@ -117,7 +117,8 @@ fn run(args: &Args) -> Result<(), BoxError> {
         "off" | "none" => None,
         addr => match mm_trace::serve_metrics(addr) {
             Ok(server) => {
-                println!("serving http://{}/metrics while the bot runs", server.local_addr());
+                let a = server.local_addr();
+                println!("serving http://{a}/metrics and http://{a}/traces while the bot runs");
                 Some(server)
             }
             Err(e) => {
