@@ -17,6 +17,9 @@
 //! - `threads`: per-thread cost of a recorded span with one thread vs two at once, in thread
 //!   CPU time (what the target is about: shared cache lines) and in wall time.
 //! - `async`: a stage future inside a tokio task next to the same stage as a sync guard.
+//! - `exemplars`: the trace worker's exemplar work per kept trace (one slot write per span and
+//!   for tick_total), for a trace of 1 and of 8 spans. It runs on the worker only: the tick
+//!   paths above include none of it (an unsampled tick's cases are unchanged by it).
 //!
 //! After the groups, a ratio table is printed from criterion's own estimates
 //! (`target/criterion/**/new/estimates.json`).
@@ -26,7 +29,9 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
-use mm_trace::__private::{Instrumented, Site, StageGuard, TickFuture, TickGuard, clock_now, clock_source};
+use mm_trace::__private::{
+    Instrumented, Site, StageGuard, TickFuture, TickGuard, clock_now, clock_source, exemplar_bench_record,
+};
 
 mod common;
 use common::{SPANS_PER_TICK, STAGE, TICK, TICK_CASES, configure, spin_iters_for_2us, tick_bare, tick_traced};
@@ -249,7 +254,26 @@ fn async_stage(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, clock, stage, tick_5_empty, tick_5x2us, threads, async_stage);
+static EX_SITES: [Site; 8] = [
+    Site::stage("ex_fetch_md"),
+    Site::stage("ex_decode"),
+    Site::stage("ex_spread"),
+    Site::stage("ex_guards"),
+    Site::stage("ex_quote"),
+    Site::exchange("GET", "ex_book"),
+    Site::exchange("POST", "ex_order"),
+    Site::stage("ex_emit"),
+];
+
+fn exemplars(c: &mut Criterion) {
+    let mut g = c.benchmark_group("exemplars");
+    let sites: Vec<&'static Site> = EX_SITES.iter().collect();
+    g.bench_function("per_kept_trace_1_span", |b| b.iter_custom(|n| exemplar_bench_record(&TICK, &sites[..1], n)));
+    g.bench_function("per_kept_trace_8_spans", |b| b.iter_custom(|n| exemplar_bench_record(&TICK, &sites, n)));
+    g.finish();
+}
+
+criterion_group!(benches, clock, stage, tick_5_empty, tick_5x2us, threads, async_stage, exemplars);
 
 // ---------------------------------------------------------------------------------------------
 // Ratio table
@@ -328,6 +352,10 @@ fn report() {
     rows.push(("sync stage (sampled tick)".into(), sync, "1.00x".into()));
     rows.push(("async stage in tokio task (sampled tick)".into(), asy, ratio(asy, sync)));
     rows.push(("bare future .await in tokio task".into(), bare_fut, String::new()));
+    let ex1 = get("exemplars", "per_kept_trace_1_span");
+    let ex8 = get("exemplars", "per_kept_trace_8_spans");
+    rows.push(("worker: exemplars of a kept trace, 1 span + tick_total".into(), ex1, String::new()));
+    rows.push(("worker: exemplars of a kept trace, 8 spans + tick_total".into(), ex8, ratio(ex8, ex1)));
     println!("{:<58} {:>10}  ratio", "case", "ns");
     for (what, v, r) in rows {
         let v = v.map_or("-".into(), |v| format!("{v:.2}"));

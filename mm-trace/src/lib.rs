@@ -176,6 +176,10 @@ pub mod __private {
     #[cfg(feature = "enabled")]
     pub use crate::collector::outcome::Outcome;
 
+    /// The trace worker's exemplar work for kept traces (benchmarks only).
+    #[cfg(feature = "enabled")]
+    pub use crate::collector::exemplars::bench_record as exemplar_bench_record;
+
     /// Whether a function's outcome is a failure (what the attributes check for `err` counting).
     #[cfg(feature = "enabled")]
     #[inline(always)]

@@ -15,6 +15,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use super::keys::{CALIBRATION, KeyKind, MAX_KEYS, key_infos};
 use super::trace_ids::TraceId;
@@ -211,6 +212,37 @@ pub(crate) fn snapshot(bounds_ms: &[f64]) -> Exemplars {
         out.insert(family, &labels, buckets);
     }
     out
+}
+
+/// For `benches/hot_path.rs`: records `traces` kept traces of tick `tick` with one span per site
+/// of `sites` (durations 1 µs to 10 ms apart, spread over the buckets) the way the worker does
+/// for each kept trace, and returns how long that took. Retires the exemplars recorded so far.
+#[doc(hidden)]
+pub fn bench_record(tick: &'static super::site::Site, sites: &[&'static super::site::Site], traces: u64) -> Duration {
+    use super::trace_record::Outcome;
+    let mut buckets = Buckets::current();
+    let mut raw = RawTrace::empty();
+    raw.site = tick;
+    raw.mult = 1 << 32; // readings are ns
+    raw.cap = 4096;
+    raw.trace_id = TraceId(0x4bf9_2f35_77b3_4da6, 0xa3ce_929d_0e0e_4736);
+    let mut at = 0;
+    raw.local = sites
+        .iter()
+        .enumerate()
+        .map(|(i, site)| {
+            let ns = 1_000 * 10u64.pow(i as u32 % 5);
+            at += ns;
+            SpanRec::new(site.key(), Outcome::Done, i as u32 + 1, 0, 0, at - ns, at)
+        })
+        .collect();
+    raw.end = at;
+    let t0 = Instant::now();
+    for i in 0..traces {
+        raw.tick_id = i;
+        record(&mut buckets, std::hint::black_box(&raw));
+    }
+    t0.elapsed()
 }
 
 #[cfg(test)]
