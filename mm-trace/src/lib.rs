@@ -96,6 +96,8 @@ mod collector;
 mod rt;
 #[cfg(feature = "enabled")]
 mod sync;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
 
 #[cfg_attr(feature = "enabled", path = "imp/enabled.rs")]
 #[cfg_attr(not(feature = "enabled"), path = "imp/disabled.rs")]
@@ -115,6 +117,9 @@ pub use imp::{ContextGuard, TickContext, WithContext};
 pub use mm_trace_macros::{exchange_req, stage, traced_tick};
 #[cfg(feature = "tokio")]
 pub use rt::{spawn, spawn_blocking};
+// Coming from `tracing` (feature `tracing`, `tracing_layer/`).
+#[cfg(feature = "tracing")]
+pub use tracing_layer::{MmTraceLayer, tracing_layer};
 
 // Configure and control (`api/configure.rs`).
 pub use api::configure::{flush, init, is_enabled, reset, set_enabled, set_sample_rate, shutdown, test_clock};

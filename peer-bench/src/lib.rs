@@ -256,6 +256,66 @@ pub mod tr {
 }
 
 // ---------------------------------------------------------------------------------------------
+// tracing layers on one workload: a no-op layer (the floor: tracing's own dispatch and registry),
+// the extensions-based timing layer above, and mm-trace's `tracing_layer()`. Each runs under its
+// own dispatcher (`with_default`), so all three are measured in one run.
+
+pub mod layers {
+    use super::*;
+    use mm_trace::__private::{Site, TickGuard};
+    use tracing::{Dispatch, Subscriber, info_span};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::{Layer, Registry};
+
+    /// A layer that does nothing: what remains is `tracing`'s dispatch and the registry.
+    pub struct NoopLayer;
+
+    impl<S: Subscriber> Layer<S> for NoopLayer {}
+
+    /// Registry + no-op layer.
+    pub fn floor() -> Dispatch {
+        Dispatch::new(Registry::default().with(NoopLayer))
+    }
+
+    /// Registry + the extensions-based timing layer (`tr::TimingLayer`).
+    pub fn timing() -> Dispatch {
+        Dispatch::new(Registry::default().with(tr::TimingLayer))
+    }
+
+    /// Registry + mm-trace's layer; the root span `tick` is a tick.
+    pub fn mm_trace() -> Dispatch {
+        Dispatch::new(Registry::default().with(mm_trace::tracing_layer().tick_span("tick")))
+    }
+
+    /// `n` spans under a root span `tick` (for mm-trace a `tick_span`: the spans are its stages).
+    pub fn spans_in_root_span(n: u64) {
+        let _root = info_span!("tick").entered();
+        for _ in 0..n {
+            let _g = info_span!("fetch_md").entered();
+        }
+    }
+
+    static TICK: Site = Site::tick("tick");
+
+    /// `n` spans with no `tracing` parent inside an mm-trace tick (`#[traced_tick]`'s guard), as
+    /// library spans called from a stage are: for mm-trace each keeps a context that could carry
+    /// the tick to another thread.
+    pub fn spans_in_mm_tick(n: u64) {
+        let _t = TickGuard::begin(&TICK);
+        for _ in 0..n {
+            let _g = info_span!("fetch_md").entered();
+        }
+    }
+
+    /// `n` spans with no root at all (for mm-trace: histograms only).
+    pub fn spans_free(n: u64) {
+        for _ in 0..n {
+            let _g = info_span!("fetch_md").entered();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // puffin: nested profile_scope!, one frame per root, a frame view that keeps recent frames
 
 pub mod pf {

@@ -21,8 +21,11 @@
 //! | `calibration` | the span-cost measurement |
 //! | `trace_convert`, `exemplars`, `worker` | raw record to `TickTrace`; the latest kept span per Prometheus bucket; the background trace worker |
 //! | `tick` | ticks (`TickGuard`, `TickFuture`): begin, end, hand the kept trace to the worker |
+//! | `bridge` | feature `tracing`: the narrow hook the `tracing` layer drives spans, carried lanes and ticks through |
 //! | `setup`, `merged` | the configuration in force; the merged `Summary` and `reset` |
 
+#[cfg(feature = "tracing")]
+pub(crate) mod bridge;
 mod calibration;
 pub(crate) mod context;
 mod counters;

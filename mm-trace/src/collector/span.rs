@@ -42,7 +42,7 @@ fn open(exchange: bool) -> SpanOpening {
 /// stage of a shadow tick: exchange requests always feed theirs), and the trace of its tick if
 /// that tick is installed here.
 #[inline(always)]
-fn close(site: &'static Site, span: SpanOpening, start: u64, end: u64, outcome: Outcome) {
+pub(crate) fn close(site: &'static Site, span: SpanOpening, start: u64, end: u64, outcome: Outcome) {
     let l = local();
     let Some(th) = l.thread_data() else { return };
     let key = site.key();

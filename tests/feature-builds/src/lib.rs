@@ -44,3 +44,9 @@ pub async fn spawned() -> u64 {
     let job = mm_trace::spawn_blocking(|| fetch_md(2));
     task.await.unwrap_or(0) + job.await.unwrap_or(0)
 }
+
+/// The `tracing` layer and its builder (feature `tracing`; without `enabled` it records nothing).
+#[cfg(feature = "tracing")]
+pub fn layer() -> mm_trace::MmTraceLayer {
+    mm_trace::tracing_layer().tick_span("request").max_open_spans(1024)
+}
