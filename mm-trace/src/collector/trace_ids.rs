@@ -100,6 +100,11 @@ pub(crate) fn format_traceparent(trace_id: TraceId, span_id: u64, sampled: bool)
 }
 
 /// What `#[traced_tick(parent = EXPR)]` accepts: `&str`, `String` or an `Option` of either.
+#[diagnostic::on_unimplemented(
+    message = "`parent` takes an incoming W3C traceparent, but `{Self}` is not one",
+    label = "expected `&str`, `String` or an `Option` of either",
+    note = "pass the request's `traceparent` header value, e.g. `parent = req.header(\"traceparent\")`"
+)]
 pub trait IntoTraceparent {
     /// The header value, if any.
     fn traceparent(&self) -> Option<&str>;
