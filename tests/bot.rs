@@ -43,7 +43,9 @@ fn help_opens_with_what_mm_bot_is() {
 /// partial failures are fixed by the seed (each symbol draws from its own seeded stream: 1 of
 /// the 60 ticks, 1.7% < 5%). The canary regressed by --regress-canary-pct 100 doubles every
 /// exchange latency (p95 near 370 ms): nearly every tick misses 300 ms, so it must roll back on
-/// the deadline-miss rule.
+/// the deadline-miss rule. The run uses `--time-scale 0.2` (1 real ms records as 5 ms): at 0.05 a
+/// 1 ms scheduling delay of a loaded machine recorded as 20 ms and pushed async ticks over 300 ms
+/// (4 of 60 under a parallel build); at 0.2 it records as 5 ms.
 const CONFIG: &str = "\
 trace:
   sample_rate: 0.2
@@ -61,7 +63,7 @@ fn short_demo_run_writes_every_artefact_and_async_beats_sequential() {
     let config = out.join("config.yaml");
     std::fs::write(&config, CONFIG).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mm-bot"))
-        .args(["--ticks", "60", "--time-scale", "0.05", "--listen", "127.0.0.1:0", "--regress-canary-pct", "100"])
+        .args(["--ticks", "60", "--time-scale", "0.2", "--listen", "127.0.0.1:0", "--regress-canary-pct", "100"])
         .arg("--config")
         .arg(&config)
         .arg("--out")
