@@ -44,8 +44,15 @@ struct Slot {
 }
 
 impl Slot {
-    /// Writes the slot (the worker thread only: one writer).
+    /// Writes the slot (the worker thread only: one writer), unless it holds a tick of this
+    /// generation that ended later: traces of several threads reach the worker out of order,
+    /// and an exemplar older than the one a scraper already took would be refused as out of
+    /// order (Prometheus keeps them in time order per series).
     fn write(&self, generation: u64, tick_id: u64, value_ns: u64, unix_ns: u64, trace: TraceId) {
+        // Relaxed: the writer's own earlier stores.
+        if self.generation.load(Relaxed) == generation && self.unix_ns.load(Relaxed) > unix_ns {
+            return;
+        }
         let seq = self.seq.load(Relaxed);
         self.seq.store(seq.wrapping_add(1), Relaxed);
         // Release on every field: a reader whose Acquire load sees a new field value also sees
@@ -274,6 +281,11 @@ mod tests {
             assert!(seen > 0);
         });
         assert_eq!(slot.read(2), None, "another generation");
+        // A tick that ended earlier does not replace a later one of the same generation.
+        slot.write(1, 5, 1, 10, TraceId(1, 1));
+        assert_eq!(slot.read(1).map(|x| x.tick_id), Some(199_999));
+        slot.write(2, 5, 1, 10, TraceId(1, 1));
+        assert_eq!(slot.read(2).map(|x| x.tick_id), Some(5), "a new generation starts over");
     }
 
     #[test]
