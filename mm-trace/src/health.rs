@@ -130,6 +130,13 @@ counters! {
         AnnotationsDropped => annotations_dropped, "mm_trace_annotations_dropped_total";
         /// Incoming traceparent values that were malformed (the tick started a new trace).
         TraceparentInvalid => traceparent_invalid, "mm_trace_traceparent_invalid_total";
+        /// Kept ticks the OTLP receiver accepted (feature `otlp`, `trace.otlp` set).
+        OtlpExported => otlp_exported_ticks, "mm_trace_otlp_exported_ticks_total";
+        /// Kept ticks not exported over OTLP because `trace.otlp.max_queue_ticks` were already waiting.
+        OtlpDropped => otlp_dropped_ticks, "mm_trace_otlp_dropped_ticks_total";
+        /// Kept ticks whose OTLP export failed: refused by the receiver (a 4xx other than 429, or a
+        /// 5xx other than 502, 503, 504), retries given up, or still unsent when `shutdown` ran out of time.
+        OtlpFailed => otlp_failed_ticks, "mm_trace_otlp_failed_ticks_total";
     }
 }
 

@@ -123,7 +123,7 @@ pub use tracing_layer::{MmTraceLayer, tracing_layer};
 
 // Configure and control (`api/configure.rs`).
 pub use api::configure::{flush, init, is_enabled, reset, set_enabled, set_sample_rate, shutdown, test_clock};
-pub use config::{ConfigError, ConfigIssue, TickConfig, TraceConfig};
+pub use config::{ConfigError, ConfigIssue, OtlpConfig, TickConfig, TraceConfig};
 pub use error::Error;
 
 // Read (`api/read.rs`).
@@ -190,6 +190,13 @@ pub mod __private {
     #[inline(always)]
     pub fn is_err<O: Outcome>(outcome: &O) -> bool {
         outcome.is_failure()
+    }
+
+    /// The OTLP/HTTP body (a protobuf `ExportTraceServiceRequest`) the exporter sends for
+    /// `traces`, under a resource named `service.name`: for the export benchmark.
+    #[cfg(feature = "otlp")]
+    pub fn otlp_body(traces: &[crate::summary::TickTrace], service_name: &str) -> Vec<u8> {
+        crate::export::otlp::body_for(traces, service_name)
     }
 
     /// The zero-sized guard of compiled-out `stage_guard!`.

@@ -12,15 +12,34 @@ use crate::imp;
 /// let bad = mm_trace::TraceConfig { sample_rate: 2.0, ..Default::default() };
 /// assert!(mm_trace::init(bad).unwrap_err().to_string().contains("trace.sample_rate = 2"));
 /// ```
+///
+/// With `trace.otlp` set, the `OTEL_EXPORTER_OTLP_*` and `OTEL_SERVICE_NAME` variables that fill
+/// what it leaves unset are checked too (a malformed one is an error naming it). Built without
+/// feature `otlp`, such a config exports nothing and says so once on stderr.
 pub fn init(config: TraceConfig) -> Result<(), Error> {
     config.validate()?;
+    #[cfg(feature = "otlp")]
+    config.otlp_target()?;
+    #[cfg(all(feature = "enabled", not(feature = "otlp")))]
+    if config.otlp.is_some() {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            eprintln!(
+                "mm-trace: trace.otlp is set but mm-trace was built without its `otlp` feature: nothing is exported"
+            )
+        });
+    }
     imp::init(&config);
     Ok(())
 }
 
-/// Flushes pending traces and writes the profile if `profile_on_shutdown` is set.
+/// Flushes pending traces, exports the kept ticks still queued for OTLP (feature `otlp`; waiting
+/// at most `trace.otlp.timeout_ms`, after which what is left is counted in
+/// `Health::otlp_failed_ticks`) and writes the profile if `profile_on_shutdown` is set.
 pub fn shutdown() -> Result<(), Error> {
     imp::flush();
+    #[cfg(all(feature = "otlp", feature = "enabled"))]
+    crate::export::otlp::shutdown();
     if let Some(path) = imp::config().profile_on_shutdown {
         super::exporters::write_profile(path)?;
     }

@@ -128,7 +128,19 @@ pub(crate) fn configure(cfg: &TraceConfig) {
         st.exemplars = Buckets::current();
     }
     drop(st);
+    #[cfg(feature = "otlp")]
+    crate::export::otlp::configure(otlp_target(cfg), counters::add);
     start();
+}
+
+/// The OTLP export target (`init` has checked the environment, so an error here means it changed
+/// since: export stays off, said once).
+#[cfg(feature = "otlp")]
+fn otlp_target(cfg: &TraceConfig) -> Option<crate::config::OtlpTarget> {
+    cfg.otlp_target().unwrap_or_else(|e| {
+        eprintln!("mm-trace: OTLP export off: {e}");
+        None
+    })
 }
 
 /// Counts a trace the calling thread put into its ring, in that thread's own `counts` (single
@@ -256,8 +268,16 @@ fn handle(trace: &RawTrace) {
     // A trace to write is converted after the lock is released (a copy: rare, and cheap next to
     // the JSON), so readers of the ring never wait for a conversion.
     let golden = write.map(|file| (st.settings.dir.join(file), kept.clone()));
+    // Exactly the traces the ring keeps (past the slow-tick rate limit) go to the OTLP queue while
+    // it has room; a full queue counts the drop before any conversion.
+    #[cfg(feature = "otlp")]
+    let otlp = crate::export::otlp::wants_tick().then(|| kept.clone());
     st.ring.push_back(kept);
     drop(st);
+    #[cfg(feature = "otlp")]
+    if let Some(raw) = otlp {
+        crate::export::otlp::offer(to_trace(&raw));
+    }
     if let Some((path, raw)) = golden {
         let trace = to_trace(&raw);
         let json = crate::export::json::render(&trace);

@@ -75,6 +75,11 @@ pub struct TraceConfig {
     /// Settings of named kinds of tick (`#[traced_tick(name = "router")]`), by name (YAML
     /// `ticks: { router: { deadline_ms: 6 } }`).
     pub ticks: BTreeMap<String, TickConfig>,
+    /// The OpenTelemetry resource's `service.name` of exported traces; `None`:
+    /// `OTEL_SERVICE_NAME`, else `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, else the binary's name.
+    pub service_name: Option<String>,
+    /// OTLP/HTTP export of kept ticks (feature `otlp`); `None`: no export.
+    pub otlp: Option<OtlpConfig>,
 }
 
 /// Settings of one named kind of tick (`trace.ticks.<name>`).
@@ -141,16 +146,22 @@ impl Default for TraceConfig {
             prometheus_buckets_ms: None,
             profile_on_shutdown: None,
             ticks: BTreeMap::new(),
+            service_name: None,
+            otlp: None,
         }
     }
 }
 
 mod error;
+mod otlp;
 mod parse;
 #[cfg(test)]
 mod tests;
 
 pub use error::{ConfigError, ConfigIssue};
+pub use otlp::OtlpConfig;
+#[cfg_attr(not(feature = "otlp"), allow(unused_imports))]
+pub(crate) use otlp::{HttpUrl, OtlpTarget};
 
 impl TraceConfig {
     /// Checks every value's range; the error lists every bad field with what is allowed.
@@ -260,6 +271,7 @@ impl TraceConfig {
                 );
             }
         }
+        otlp::check(self, &mut check);
         if issues.is_empty() { Ok(()) } else { Err(ConfigError::Invalid { origin: "<in code>".into(), issues }) }
     }
 }

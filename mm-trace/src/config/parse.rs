@@ -25,6 +25,8 @@ const KEYS: &[&str] = &[
     "prometheus_buckets_ms",
     "ticks",
     "profile_on_shutdown",
+    "service_name",
+    "otlp",
 ];
 
 impl TraceConfig {
@@ -170,6 +172,12 @@ impl TraceConfig {
                     _ => bad("must be a non-empty path string or null"),
                 },
                 "ticks" => parse_ticks(v, &mut cfg.ticks, &mut not_numbers),
+                "service_name" => match v {
+                    Value::Null => cfg.service_name = None,
+                    Value::String(s) => cfg.service_name = Some(s.clone()),
+                    _ => bad("must be a name string (e.g. mm-bot), or null for the default"),
+                },
+                "otlp" => cfg.otlp = super::otlp::parse_otlp(v, &mut not_numbers),
                 "prometheus_buckets_ms" => match v {
                     Value::Null => cfg.prometheus_buckets_ms = None,
                     Value::Sequence(items) => {
@@ -229,7 +237,7 @@ impl<'de> serde::Deserialize<'de> for TraceConfig {
 /// How far `word` is from `known` (case-insensitive edit distance, a swap of neighbours counting
 /// one), when it is near enough to suggest: within a third of `known`'s length (at least 1), or
 /// one a prefix of the other with at least 4 letters in common (`deadline` for `deadline_ms`).
-fn distance_if_near(word: &str, known: &str) -> Option<usize> {
+pub(super) fn distance_if_near(word: &str, known: &str) -> Option<usize> {
     let (a, b): (Vec<char>, Vec<char>) = (word.to_lowercase().chars().collect(), known.chars().collect());
     let d = edit_distance(&a, &b);
     let prefix = a.len().min(b.len()) >= 4 && (a.starts_with(&b) || b.starts_with(&a));
@@ -313,7 +321,7 @@ fn parse_ticks(v: &Value, ticks: &mut BTreeMap<String, TickConfig>, issues: &mut
     }
 }
 
-fn show(v: &Value) -> String {
+pub(super) fn show(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::String(s) => format!("{s:?}"),

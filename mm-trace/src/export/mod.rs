@@ -12,6 +12,8 @@ pub(crate) mod folded;
 pub(crate) mod http;
 pub(crate) mod json;
 pub(crate) mod lanes;
+#[cfg(feature = "otlp")]
+pub(crate) mod otlp;
 pub(crate) mod profile;
 pub(crate) mod prometheus;
 pub(crate) mod svg;
