@@ -54,10 +54,7 @@ fn endpoints_must_be_plain_http_urls() {
     assert_eq!((ok.host.as_str(), ok.port, ok.path.as_str()), ("collector", 4318, "/base/"));
     assert_eq!(ok.with_traces_path().path, "/base/v1/traces");
     let v6 = HttpUrl::parse("http://[::1]:4318").unwrap();
-    assert_eq!(
-        (v6.host.as_str(), v6.port, v6.authority.as_str(), v6.path.as_str()),
-        ("::1", 4318, "[::1]:4318", "/")
-    );
+    assert_eq!((v6.host.as_str(), v6.port, v6.authority.as_str(), v6.path.as_str()), ("::1", 4318, "[::1]:4318", "/"));
     assert_eq!(HttpUrl::parse("HTTP://h").unwrap().port, 80);
     for (bad, why) in [
         ("https://tempo.example:4318", "https is not supported"),
@@ -111,11 +108,7 @@ fn the_environment_fills_what_the_config_leaves_unset() {
     let t = with_otlp(OtlpConfig { headers, ..Default::default() }).otlp_target_with(&env).unwrap().unwrap();
     assert_eq!(
         t.headers,
-        [
-            ("Api-Key".into(), "from-config".into()),
-            ("x-tenant".into(), "a=b".into()),
-            ("X-Scope".into(), "1".into())
-        ]
+        [("Api-Key".into(), "from-config".into()), ("x-tenant".into(), "a=b".into()), ("X-Scope".into(), "1".into())]
     );
     assert_eq!(t.timeout, Duration::from_millis(750));
     assert_eq!(
@@ -126,10 +119,7 @@ fn the_environment_fills_what_the_config_leaves_unset() {
     let cfg = TraceConfig { service_name: Some("cfg-bot".into()), ..with_otlp(OtlpConfig::default()) };
     assert_eq!(cfg.otlp_target_with(&env).unwrap().unwrap().resource[0].1, "cfg-bot");
     let env = env_of(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-list"), ("OTEL_SERVICE_NAME", " ")]);
-    assert_eq!(
-        with_otlp(OtlpConfig::default()).otlp_target_with(&env).unwrap().unwrap().resource[0].1,
-        "from-list"
-    );
+    assert_eq!(with_otlp(OtlpConfig::default()).otlp_target_with(&env).unwrap().unwrap().resource[0].1, "from-list");
 }
 
 #[test]
@@ -139,16 +129,10 @@ fn a_malformed_variable_is_an_error_naming_it() {
             &[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel:4318")][..],
             "environment: OTEL_EXPORTER_OTLP_ENDPOINT = \"https://otel:4318\": must be an http:// URL",
         ),
-        (
-            &[("OTEL_EXPORTER_OTLP_HEADERS", "novalue")][..],
-            "OTEL_EXPORTER_OTLP_HEADERS = \"novalue\": must be a comma",
-        ),
+        (&[("OTEL_EXPORTER_OTLP_HEADERS", "novalue")][..], "OTEL_EXPORTER_OTLP_HEADERS = \"novalue\": must be a comma"),
         (&[("OTEL_EXPORTER_OTLP_HEADERS", "a=b%zz")][..], "is not valid percent-encoding"),
         (&[("OTEL_EXPORTER_OTLP_TIMEOUT", "soon")][..], "OTEL_EXPORTER_OTLP_TIMEOUT = \"soon\": must be a whole"),
-        (
-            &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")][..],
-            "OTEL_EXPORTER_OTLP_PROTOCOL = \"grpc\": mm-trace exports",
-        ),
+        (&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")][..], "OTEL_EXPORTER_OTLP_PROTOCOL = \"grpc\": mm-trace exports"),
     ] {
         let list: Vec<(String, String)> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let env = move |name: &str| list.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
