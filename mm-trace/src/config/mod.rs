@@ -157,6 +157,7 @@ mod otlp;
 mod parse;
 #[cfg(test)]
 mod tests;
+mod words;
 
 pub use error::{ConfigError, ConfigIssue};
 pub use otlp::OtlpConfig;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
-use super::parse::{distance_if_near, show};
+use super::words::{distance_if_near, show};
 use super::{ConfigError, ConfigIssue, TraceConfig};
 
 /// OTLP/HTTP export of kept ticks (`trace.otlp`; the export itself needs mm-trace's `otlp`
