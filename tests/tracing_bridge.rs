@@ -297,6 +297,57 @@ fn a_span_made_in_a_tick_and_entered_on_another_thread_joins_the_tick_under_its_
     assert_eq!(count("worker"), 3);
 }
 
+/// A library's span made inside a `#[stage]` with no `tracing` parent, run and dropped on another
+/// thread: it joins its tick there under the stage, tick after tick (the thread that made it
+/// moves on to the next tick meanwhile), and a span still held when its thread has moved on to
+/// another tick is recorded when it is run later.
+#[test]
+fn a_span_made_under_a_stage_and_run_on_another_thread_joins_the_tick_under_the_stage() {
+    let _g = setup(sampled());
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(mm_trace::tracing_layer()));
+    #[stage]
+    fn hand_off(dispatch: &Dispatch, keep: &mut Vec<tracing::Span>) -> u64 {
+        let work = info_span!("remote_call");
+        keep.push(info_span!("kept"));
+        std::thread::scope(|s| {
+            s.spawn(move || tracing::dispatcher::with_default(dispatch, move || work.in_scope(|| leaf(3))))
+                .join()
+                .unwrap()
+        })
+    }
+    #[traced_tick]
+    fn tick(dispatch: &Dispatch, keep: &mut Vec<tracing::Span>) -> u64 {
+        hand_off(dispatch, keep)
+    }
+    let mut kept = Vec::new();
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..3 {
+            assert_eq!(tick(&dispatch, &mut kept), 3);
+        }
+    });
+    // The spans kept from the three ticks, run on other threads after their ticks ended.
+    std::thread::scope(|s| {
+        for span in kept.drain(..) {
+            let dispatch = &dispatch;
+            s.spawn(move || tracing::dispatcher::with_default(dispatch, move || span.in_scope(|| leaf(1))));
+        }
+    });
+    let all = traces();
+    assert_eq!(all.len(), 3);
+    for t in &all {
+        let stage = span(t, "hand_off");
+        let remote = span(t, "remote_call");
+        assert_eq!(remote.parent, Some(stage.id), "{:#?}", t.spans);
+        assert_ne!(remote.thread, stage.thread, "recorded on the other thread");
+        let kids: Vec<&str> = t.spans.iter().filter(|s| s.parent == Some(remote.id)).map(|s| s.name.as_str()).collect();
+        assert_eq!(kids, ["leaf"]);
+        assert!(t.spans.iter().all(|s| s.name != "kept"), "run after its tick ended: not in the tick's trace");
+    }
+    assert_eq!(count("remote_call"), 3);
+    assert_eq!(count("kept"), 3, "histograms still count spans run after their tick");
+    assert_eq!(count("leaf"), 6);
+}
+
 // ---------------------------------------------------------------------------------------------
 // A library's spans (tests/tracing-lib: tracing only).
 

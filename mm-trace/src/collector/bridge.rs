@@ -157,17 +157,24 @@ pub(crate) fn leave(tick_id: u64, id: u32, saved: u32) {
 }
 
 /// Closes an opened span at `end` (a reading of [`now`]): its histogram and, if its tick is
-/// installed here, its tick's trace; otherwise `carry` (the span's tick context) takes the
-/// record to the tick. `failed`: counted in the stage's errors.
+/// installed here, its tick's trace; otherwise the context `carry` gives (the span's tick
+/// context, asked for only then) takes the record to the tick. `failed`: counted in the stage's
+/// errors.
 #[inline]
-pub(crate) fn close(site: &'static Site, o: Opened, end: u64, failed: bool, carry: Option<&TickContext>) {
+pub(crate) fn close<'a>(
+    site: &'static Site,
+    o: Opened,
+    end: u64,
+    failed: bool,
+    carry: impl FnOnce() -> Option<&'a TickContext>,
+) {
     if !o.records() {
         return;
     }
     let outcome = if failed { Outcome::Failed } else { Outcome::Done };
     if o.in_a_tick()
         && local().current().is_none_or(|t| t.tick_id != o.tick_id)
-        && let Some(carry) = carry
+        && let Some(carry) = carry()
     {
         close_carried(site, o, end, outcome, carry);
         return;
@@ -196,6 +203,11 @@ pub(crate) fn carry(parent: Option<u32>) -> TickContext {
             ctx
         }
     }
+}
+
+/// `ctx` with `parent` as the parent of what runs under it.
+pub(crate) fn with_parent(ctx: &TickContext, parent: u32) -> TickContext {
+    ctx.with_parent(parent)
 }
 
 /// One reading of the spans' clock.

@@ -64,6 +64,11 @@ impl TickContext {
         }
     }
 
+    /// The same tick, with span `parent` of it as the parent of what runs under the context.
+    pub(crate) fn with_parent(&self, parent: u32) -> TickContext {
+        TickContext { shared: self.shared.clone(), parent }
+    }
+
     /// The id of the tick this context belongs to, if any.
     pub fn tick_id(&self) -> Option<u64> {
         self.shared.as_ref().map(|s| s.tick_id)

@@ -99,21 +99,28 @@ impl MmTraceLayer {
         };
         let slot = self.spans().slot(index);
         slot.init(site, tick_id, flags, parent);
-        let table = self.tag();
-        stack::with(|s| s.last = Last { table, id, slot: index });
-        if let Here::Tick { tick_id: here_tick, .. } = here
+        // Made where its tick runs: keep what carries the tick to another thread, in case the
+        // span is entered there (spawned, say). A span under a parent of the same tick shares
+        // the parent's context (and opens under the parent there); one directly under a stage
+        // or the tick refers to this thread's carrier of the tick, with that stage or the tick
+        // as its parent there.
+        let mut under = None;
+        if let Here::Tick { tick_id: here_tick, innermost } = here
             && tick_id == here_tick
         {
-            // Made where its tick runs: keep what carries the tick to another thread, in case the
-            // span is entered there (spawned, say). A span under a parent of the same tick shares
-            // the parent's context (and opens under the parent there); one directly under a stage
-            // or the tick takes its own, whose parent is that stage or the tick.
             match parent.checked_sub(1).map(|p| self.spans().slot(p)) {
                 Some(p) if p.carry().is_none() => p.set_carry(bridge::carry(Some(p.trace_id()))),
                 Some(_) => {}
-                None => slot.set_carry(bridge::carry(None)),
+                None => under = Some(innermost),
             }
         }
+        let table = self.tag();
+        stack::with(|s| {
+            s.last = Last { table, id, slot: index };
+            if let Some(innermost) = under {
+                slot.set_carrier(s.held.acquire(tick_id), innermost);
+            }
+        });
     }
 
     /// The tick and parent of a span made in the current context: the tick running here, under
@@ -224,11 +231,14 @@ impl MmTraceLayer {
     #[cold]
     fn carry_of(&self, index: u32) -> Option<&TickContext> {
         let slot = self.spans().slot(index);
-        if slot.carry().is_none()
-            && let Some(p) = slot.parent().checked_sub(1)
-            && let Some(carry) = self.spans().slot(p).carry()
-        {
-            slot.set_carry(carry.clone());
+        if slot.carry().is_none() {
+            if let Some(p) = slot.parent().checked_sub(1)
+                && let Some(carry) = self.spans().slot(p).carry()
+            {
+                slot.set_carry(carry.clone());
+            } else if let Some(ctx) = slot.carrier_context() {
+                slot.set_carry(ctx);
+            }
         }
         slot.carry()
     }
@@ -286,7 +296,7 @@ impl MmTraceLayer {
     #[inline]
     fn close(&self, id: &Id) {
         let id = id.into_u64();
-        let last = stack::with(|s| s.last);
+        let (last, token) = stack::with(|s| (Some(s.last), s.held.token())).unwrap_or((None, 0));
         let Some(index) = self.find(last, id) else { return };
         let slot = self.spans().slot(index);
         let state = slot.state();
@@ -294,9 +304,9 @@ impl MmTraceLayer {
             && let Some(opened) = slot.opened()
         {
             let end = bridge::now();
-            bridge::close(slot.site(), opened, end, state & FAILED != 0, slot.carry());
+            bridge::close(slot.site(), opened, end, state & FAILED != 0, || self.carry_of(index));
         }
-        let tick = slot.clear();
+        let tick = slot.clear(token);
         self.spans().remove(index);
         if let Some(tick) = tick {
             tick.end(state & FAILED != 0);

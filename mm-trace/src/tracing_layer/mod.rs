@@ -8,6 +8,8 @@ use tracing::Level;
 #[cfg(feature = "enabled")]
 mod callsites;
 #[cfg(feature = "enabled")]
+mod carrier;
+#[cfg(feature = "enabled")]
 mod fields;
 #[cfg(feature = "enabled")]
 mod layer;

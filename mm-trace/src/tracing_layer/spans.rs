@@ -11,6 +11,7 @@ use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
+use super::carrier::{self, Carrier};
 use crate::collector::bridge::{Opened, Site, TickContext, TickSpan};
 
 /// Keys per bucket: one cache line of ids, scanned whole.
@@ -49,6 +50,10 @@ pub(super) struct Slot {
     carry_state: AtomicU32,
     /// For a tick span: 1 while some thread has the tick installed.
     installed: AtomicU32,
+    /// The carrier of the span's tick, for a span made in a tick under no `tracing` parent of
+    /// it (a reference, given back in `clear`), and the id of the span open in the tick then.
+    carrier: AtomicPtr<Carrier>,
+    carry_parent: AtomicU32,
     // Second cache line: only for spans that cross threads, and for ticks.
     carry: UnsafeCell<MaybeUninit<TickContext>>,
     tick: UnsafeCell<MaybeUninit<TickSpan>>,
@@ -130,6 +135,21 @@ impl Slot {
         Some(unsafe { (*self.carry.get()).assume_init_ref() })
     }
 
+    /// Keeps a reference to the carrier of the span's tick (the slot was just claimed), with
+    /// `parent`, the span open in the tick, as the parent of the span where it is carried.
+    #[inline]
+    pub(super) fn set_carrier(&self, c: *mut Carrier, parent: u32) {
+        self.carry_parent.store(parent, Relaxed);
+        self.carrier.store(c, Release);
+    }
+
+    /// The context the span's carrier holds, with the parent noted in `set_carrier`.
+    pub(super) fn carrier_context(&self) -> Option<TickContext> {
+        // SAFETY: the slot's reference keeps the carrier alive until `clear`.
+        let c = unsafe { self.carrier.load(Acquire).as_ref() }?;
+        Some(c.context(self.carry_parent.load(Relaxed)))
+    }
+
     /// Keeps `ctx` as the span's carried context unless one is kept already.
     pub(super) fn set_carry(&self, ctx: TickContext) {
         if self.carry_state.compare_exchange(CARRY_NONE, CARRY_WRITING, Acquire, Relaxed).is_ok() {
@@ -174,7 +194,13 @@ impl Slot {
     /// Empties the slot of a closed span, returning the tick it began, if any. Only the closing
     /// thread reaches the slot now: the span's id is gone from `tracing`, and its children, which
     /// read their parent's carried context, all closed before it.
-    pub(super) fn clear(&self) -> Option<TickSpan> {
+    pub(super) fn clear(&self, token: u64) -> Option<TickSpan> {
+        let c = self.carrier.load(Acquire);
+        if !c.is_null() {
+            self.carrier.store(std::ptr::null_mut(), Relaxed);
+            // SAFETY: the slot's reference, given back once (the pointer is cleared).
+            unsafe { carrier::release(c, token) };
+        }
         if self.carry_state.load(Acquire) == CARRY_SET {
             // SAFETY: set, and no other thread reaches the slot (see above).
             unsafe { (*self.carry.get()).assume_init_drop() };
@@ -288,7 +314,7 @@ impl Drop for SpanTable {
                 if key.load(Relaxed) != 0 {
                     let slot = &self.slots[b * BUCKET + i];
                     let installed = slot.installed.load(Relaxed) != 0;
-                    if let Some(tick) = slot.clear() {
+                    if let Some(tick) = slot.clear(0) {
                         if installed {
                             std::mem::forget(tick);
                         } else {

@@ -9,6 +9,7 @@
 use std::cell::Cell;
 use std::ptr;
 
+use super::carrier::Held;
 use crate::collector::bridge::Lane;
 
 /// What an entry's enter did.
@@ -50,6 +51,8 @@ pub(super) struct Stack {
     /// a thread where it is not installed).
     pub(super) lanes: Vec<(usize, u64, Lane)>,
     pub(super) last: Last,
+    /// This thread's carrier (for the tick it last made spans in) and its token.
+    pub(super) held: Held,
 }
 
 impl Stack {
@@ -97,7 +100,8 @@ impl Drop for Owner {
         if !p.is_null() {
             // SAFETY: made by `Box::into_raw` in `make`; nothing else frees it, and no `with`
             // call is running on this thread (thread locals are being destroyed).
-            drop(unsafe { Box::from_raw(p) });
+            let mut stack = unsafe { Box::from_raw(p) };
+            stack.held.retire();
         }
     }
 }
