@@ -17,19 +17,9 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::prelude::*;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn setup(cfg: TraceConfig) -> std::sync::MutexGuard<'static, ()> {
-    let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    mm_trace::init(TraceConfig { export_golden: false, chrome_ring_ticks: 256, ..cfg }).unwrap();
-    mm_trace::set_enabled(true);
-    mm_trace::reset();
-    g
-}
-
-fn sampled() -> TraceConfig {
-    TraceConfig { sample_rate: 1.0, ..Default::default() }
-}
+#[path = "support/tracing_setup.rs"]
+mod tracing_setup;
+use tracing_setup::{count, sampled, setup, span, traces};
 
 /// A multi-threaded runtime whose workers use `dispatch` (as the process-wide default would be).
 fn rt(dispatch: &Dispatch) -> tokio::runtime::Runtime {
@@ -40,19 +30,6 @@ fn rt(dispatch: &Dispatch) -> tokio::runtime::Runtime {
         .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&d)))
         .build()
         .unwrap()
-}
-
-fn count(name: &str) -> u64 {
-    mm_trace::summary().stage(name).map_or(0, |s| s.count)
-}
-
-fn traces() -> Vec<TickTrace> {
-    mm_trace::flush();
-    mm_trace::recent_traces()
-}
-
-fn span<'a>(t: &'a TickTrace, name: &str) -> &'a TraceSpan {
-    t.spans.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no span {name} in {:#?}", t.spans))
 }
 
 /// The name of a span's parent in its trace (`"tick"` for a direct child of the tick).
@@ -252,100 +229,6 @@ fn async_instrument_spans_on_a_multi_threaded_runtime_join_their_tick_across_awa
             assert!(s.end_ns <= t.duration_ns, "{s:?} inside the tick");
         }
     }
-}
-
-#[test]
-fn a_span_made_in_a_tick_and_entered_on_another_thread_joins_the_tick_under_its_parent() {
-    let _g = setup(sampled());
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(mm_trace::tracing_layer()));
-    tracing::dispatcher::with_default(&dispatch, || {
-        #[traced_tick]
-        fn tick(dispatch: &Dispatch) {
-            let parent = info_span!("fan_out");
-            let _p = parent.enter();
-            std::thread::scope(|s| {
-                for _ in 0..3 {
-                    let work = info_span!("worker");
-                    s.spawn(move || {
-                        // The span is dropped inside too: the registry closes a parent through
-                        // the thread's default dispatcher.
-                        tracing::dispatcher::with_default(dispatch, move || {
-                            work.in_scope(|| {
-                                // A stage and a span inside the carried span, on the thread.
-                                leaf(1);
-                                info_span!("step").in_scope(|| leaf(2));
-                            })
-                        })
-                    });
-                }
-            });
-        }
-        tick(&dispatch);
-    });
-    let all = traces();
-    let t = &all[0];
-    let fan_out = span(t, "fan_out").id;
-    let workers: Vec<&TraceSpan> = t.spans.iter().filter(|s| s.name == "worker").collect();
-    assert_eq!(workers.len(), 3, "{:#?}", t.spans);
-    for w in &workers {
-        assert_eq!(w.parent, Some(fan_out));
-        assert_ne!(w.thread, span(t, "fan_out").thread, "recorded on the worker thread");
-        let kids: Vec<&str> = t.spans.iter().filter(|s| s.parent == Some(w.id)).map(|s| s.name.as_str()).collect();
-        assert_eq!(kids, ["leaf", "step"]);
-    }
-    assert_eq!(t.spans.iter().filter(|s| s.name == "step").count(), 3);
-    assert_eq!(count("worker"), 3);
-}
-
-/// A library's span made inside a `#[stage]` with no `tracing` parent, run and dropped on another
-/// thread: it joins its tick there under the stage, tick after tick (the thread that made it
-/// moves on to the next tick meanwhile), and a span still held when its thread has moved on to
-/// another tick is recorded when it is run later.
-#[test]
-fn a_span_made_under_a_stage_and_run_on_another_thread_joins_the_tick_under_the_stage() {
-    let _g = setup(sampled());
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(mm_trace::tracing_layer()));
-    #[stage]
-    fn hand_off(dispatch: &Dispatch, keep: &mut Vec<tracing::Span>) -> u64 {
-        let work = info_span!("remote_call");
-        keep.push(info_span!("kept"));
-        std::thread::scope(|s| {
-            s.spawn(move || tracing::dispatcher::with_default(dispatch, move || work.in_scope(|| leaf(3))))
-                .join()
-                .unwrap()
-        })
-    }
-    #[traced_tick]
-    fn tick(dispatch: &Dispatch, keep: &mut Vec<tracing::Span>) -> u64 {
-        hand_off(dispatch, keep)
-    }
-    let mut kept = Vec::new();
-    tracing::dispatcher::with_default(&dispatch, || {
-        for _ in 0..3 {
-            assert_eq!(tick(&dispatch, &mut kept), 3);
-        }
-    });
-    // The spans kept from the three ticks, run on other threads after their ticks ended.
-    std::thread::scope(|s| {
-        for span in kept.drain(..) {
-            let dispatch = &dispatch;
-            s.spawn(move || tracing::dispatcher::with_default(dispatch, move || span.in_scope(|| leaf(1))));
-        }
-    });
-    let all = traces();
-    assert_eq!(all.len(), 3);
-    for t in &all {
-        let stage = span(t, "hand_off");
-        let remote = span(t, "remote_call");
-        assert_eq!(remote.parent, Some(stage.id), "{:#?}", t.spans);
-        assert_ne!(remote.thread, stage.thread, "recorded on the other thread");
-        let kids: Vec<&str> = t.spans.iter().filter(|s| s.parent == Some(remote.id)).map(|s| s.name.as_str()).collect();
-        assert_eq!(kids, ["leaf"]);
-        assert!(t.spans.iter().all(|s| s.name != "kept"), "run after its tick ended: not in the tick's trace");
-    }
-    assert_eq!(count("remote_call"), 3);
-    assert_eq!(count("kept"), 3, "histograms still count spans run after their tick");
-    assert_eq!(count("leaf"), 6);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -656,7 +539,9 @@ fn a_full_span_table_counts_the_spans_it_cannot_keep() {
         info_span!("after").in_scope(|| ());
     });
     let untracked = MmTraceLayer::untracked_spans() - before;
-    assert!(untracked >= 40 - 16, "untracked {untracked}");
+    // Room for at least 16 (a thread may keep more in a region of its own), and every span past
+    // the room is counted.
+    assert!(untracked > 0 && untracked <= 40 - 16, "untracked {untracked}");
     assert_eq!(count("held"), 40 - untracked);
     assert_eq!(count("after"), 1);
 }

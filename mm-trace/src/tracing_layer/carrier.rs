@@ -180,6 +180,7 @@ mod tests {
         assert_eq!(a, b, "one carrier per tick on a thread");
         // SAFETY: each reference given back once, on the owner.
         unsafe { release(a, held.token()) };
+        // SAFETY: as above.
         unsafe { release(b, held.token()) };
         assert_eq!(freed(t1), 0, "the owner's own reference keeps it");
         let c = held.acquire(t2);
@@ -219,9 +220,14 @@ mod tests {
         assert_eq!(freed(t1), 0);
         let theirs = theirs.to_vec();
         let other = Held::default().token();
-        std::thread::spawn(move || theirs.into_iter().for_each(|c| unsafe { release(c as *mut Carrier, other) }))
-            .join()
-            .unwrap();
+        std::thread::spawn(move || {
+            for c in theirs {
+                // SAFETY: once, on a thread that does not own the carrier.
+                unsafe { release(c as *mut Carrier, other) };
+            }
+        })
+        .join()
+        .unwrap();
         assert_eq!(freed(t1), 1, "the last reference frees it, once");
         // The t2 carrier: one reference out, given back after the owner moved on again.
         let c = held.acquire(t2);
@@ -229,6 +235,7 @@ mod tests {
         assert_eq!(freed(t2), 0);
         // SAFETY: the t2 reference just taken, and the one `acquire(t2)` above left out.
         unsafe { release(c, held.token()) };
+        // SAFETY: as above (the one left out).
         unsafe { release(c, held.token()) };
         assert_eq!(freed(t2), 1);
         held.retire();

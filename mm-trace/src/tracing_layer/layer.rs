@@ -11,6 +11,7 @@
 //! - `on_close`: the span's histogram and trace record, or the tick's end.
 //! - `on_event`: ERROR marks the span failed; WARN and above annotate the tick.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use tracing::span::{Attributes, Id};
@@ -21,8 +22,9 @@ use tracing_subscriber::layer::Context;
 
 use super::callsites::Callsites;
 use super::fields::EventText;
-use super::spans::{EXPLICIT, FAILED, IS_TICK, OPENED, Slot, SpanTable, TICK_SITE};
+use super::spans::{EXPLICIT, FAILED, IS_TICK, OPENED, Slot, TICK_SITE};
 use super::stack::{self, Entry, Kind, Last};
+use super::table::SpanTable;
 use super::{MmTraceLayer, Role};
 use crate::collector::bridge::{self, Here, Lane, Open, TickContext, TickSpan};
 
@@ -32,7 +34,7 @@ pub(super) static UNTRACKED: AtomicU64 = AtomicU64::new(0);
 /// What one layer keeps, boxed so that its address (which tells this layer's entries apart on a
 /// thread's stack) stays put.
 pub(super) struct Tables {
-    spans: SpanTable,
+    spans: Arc<SpanTable>,
     callsites: Callsites,
 }
 
@@ -92,13 +94,6 @@ impl MmTraceLayer {
         } else {
             self.contextual(here)
         };
-        let id = id.into_u64();
-        let Some(index) = self.spans().insert(id) else {
-            UNTRACKED.fetch_add(1, Relaxed);
-            return;
-        };
-        let slot = self.spans().slot(index);
-        slot.init(site, tick_id, flags, parent);
         // Made where its tick runs: keep what carries the tick to another thread, in case the
         // span is entered there (spawned, say). A span under a parent of the same tick shares
         // the parent's context (and opens under the parent there); one directly under a stage
@@ -114,13 +109,30 @@ impl MmTraceLayer {
                 None => under = Some(innermost),
             }
         }
-        let table = self.tag();
-        stack::with(|s| {
+        let (id, table) = (id.into_u64(), self.tag());
+        let made = stack::with(|s| {
+            let index = self.tables.spans.insert(id, s.held.token(), |owned| s.owned.push(owned))?;
+            let slot = self.spans().slot(index);
+            slot.init(site, tick_id, flags, parent);
             s.last = Last { table, id, slot: index };
             if let Some(innermost) = under {
                 slot.set_carrier(s.held.acquire(tick_id), innermost);
             }
+            Some(())
         });
+        match made {
+            Some(Some(())) => {}
+            Some(None) => {
+                UNTRACKED.fetch_add(1, Relaxed);
+            }
+            // The thread is exiting (its locals are being destroyed): the shared part only.
+            None => match self.spans().insert_shared(id) {
+                Some(index) => self.spans().slot(index).init(site, tick_id, flags, parent),
+                None => {
+                    UNTRACKED.fetch_add(1, Relaxed);
+                }
+            },
+        }
     }
 
     /// The tick and parent of a span made in the current context: the tick running here, under

@@ -17,6 +17,8 @@ mod layer;
 mod spans;
 #[cfg(feature = "enabled")]
 mod stack;
+#[cfg(feature = "enabled")]
+mod table;
 
 /// A `tracing_subscriber::Layer` that makes `tracing` spans mm-trace stages (what
 /// [`tracing_layer`] returns; see there).

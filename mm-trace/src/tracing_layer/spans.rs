@@ -1,21 +1,16 @@
-//! The layer's span table: what it keeps for each selected `tracing` span, found by the span's
-//! id with a few loads and no lock, claimed with one compare-and-swap when the span is made and
-//! given back with one store when it closes.
+//! What the layer keeps for each selected `tracing` span: a [`Slot`] of the span table
+//! (`table.rs`), written with plain atomic loads and stores.
 //!
 //! The registry's own per-span storage (`extensions_mut`) takes a lock and boxes each value:
 //! measured in peer-bench, a layer that keeps a start time there on every enter costs several
 //! times what this table does (docs on `tracing_layer` give the figures).
 
-use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
 use super::carrier::{self, Carrier};
 use crate::collector::bridge::{Opened, Site, TickContext, TickSpan};
-
-/// Keys per bucket: one cache line of ids, scanned whole.
-const BUCKET: usize = 8;
 
 /// `Slot::state`: the low byte is the opened span's mode, the flags are above it.
 pub(super) const OPENED: u32 = 1 << 8;
@@ -167,6 +162,11 @@ impl Slot {
         self.installed.compare_exchange(0, 1, Acquire, Relaxed).is_ok()
     }
 
+    /// Whether a thread has the tick span's tick installed now.
+    pub(super) fn is_installed(&self) -> bool {
+        self.installed.load(Relaxed) != 0
+    }
+
     /// Gives the claim back (the tick was uninstalled).
     #[inline]
     pub(super) fn release_tick(&self) {
@@ -212,133 +212,5 @@ impl Slot {
         self.installed.store(0, Relaxed);
         // SAFETY: `IS_TICK` says `set_tick` wrote it; it is moved out exactly once, here.
         (state & IS_TICK != 0).then(|| unsafe { (*self.tick.get()).assume_init_read() })
-    }
-}
-
-/// One cache line of span ids.
-#[repr(align(64))]
-struct Bucket([AtomicU64; BUCKET]);
-
-/// Selected spans by `tracing` id, at most `capacity` open at once.
-pub(super) struct SpanTable {
-    keys: Box<[Bucket]>,
-    slots: Box<[Slot]>,
-    mask: usize,
-}
-
-// SAFETY: `Slot`'s cells are written under the protocols documented on each method (a claim or
-// a once-only publication); everything else is atomic.
-unsafe impl Sync for SpanTable {}
-// SAFETY: the table owns what its cells hold; `TickSpan` and `TickContext` are `Send`.
-unsafe impl Send for SpanTable {}
-
-impl SpanTable {
-    /// A table for up to `capacity` spans open at once (rounded up to a power of two, at least
-    /// two buckets).
-    pub(super) fn new(capacity: usize) -> SpanTable {
-        let buckets = capacity.div_ceil(BUCKET).next_power_of_two().max(2);
-        let n = buckets * BUCKET;
-        let keys = (0..buckets).map(|_| Bucket([const { AtomicU64::new(0) }; BUCKET])).collect();
-        SpanTable { keys, slots: zeroed_slots(n), mask: buckets - 1 }
-    }
-
-    /// The first bucket an id is looked for in. `tracing-subscriber`'s registry makes an id of a
-    /// slab key, `[generation | thread | address]` (sharded-slab's default layout: 38 address bits,
-    /// then 13 of thread); addresses are small and reused, so address and thread alone keep a
-    /// thread's open spans in a few hot lines, whatever the generation. For ids of another shape
-    /// this is just a hash: correctness never depends on it.
-    #[inline]
-    fn home(&self, id: u64) -> usize {
-        let x = id.wrapping_sub(1);
-        let addr = (x & ((1 << 38) - 1)) as usize;
-        let thread = ((x >> 38) & ((1 << 13) - 1)) as usize;
-        (addr / BUCKET).wrapping_add(thread.wrapping_mul(0x9E37_79B9)) & self.mask
-    }
-
-    /// The slot index of span `id`, if the table has it: two buckets are scanned (an id is never
-    /// put anywhere else), so a miss costs two lines.
-    #[inline]
-    pub(super) fn find(&self, id: u64) -> Option<u32> {
-        let home = self.home(id);
-        for b in [home, (home + 1) & self.mask] {
-            for (i, key) in self.keys[b].0.iter().enumerate() {
-                if key.load(Relaxed) == id {
-                    return Some((b * BUCKET + i) as u32);
-                }
-            }
-        }
-        None
-    }
-
-    /// Claims a slot for span `id` (not in the table). `None`: both its buckets are full.
-    #[inline]
-    pub(super) fn insert(&self, id: u64) -> Option<u32> {
-        let home = self.home(id);
-        for b in [home, (home + 1) & self.mask] {
-            for (i, key) in self.keys[b].0.iter().enumerate() {
-                // Acquire: the slot's previous owner emptied it before giving it back (Release).
-                if key.load(Relaxed) == 0 && key.compare_exchange(0, id, Acquire, Relaxed).is_ok() {
-                    return Some((b * BUCKET + i) as u32);
-                }
-            }
-        }
-        None
-    }
-
-    /// Whether slot `index` holds span `id` (a cached index checked with one load).
-    #[inline]
-    pub(super) fn holds(&self, index: u32, id: u64) -> bool {
-        let i = index as usize;
-        self.keys.get(i / BUCKET).is_some_and(|b| b.0[i % BUCKET].load(Relaxed) == id)
-    }
-
-    /// Gives slot `index` back (its span closed and its slot was cleared).
-    #[inline]
-    pub(super) fn remove(&self, index: u32) {
-        let i = index as usize;
-        self.keys[i / BUCKET].0[i % BUCKET].store(0, Release);
-    }
-
-    #[inline]
-    pub(super) fn slot(&self, index: u32) -> &Slot {
-        &self.slots[index as usize]
-    }
-}
-
-impl Drop for SpanTable {
-    fn drop(&mut self) {
-        // Spans still open when the layer goes (a subscriber dropped with spans alive): free
-        // their contexts; a tick still installed somewhere is left to leak, not ended here.
-        for (b, bucket) in self.keys.iter().enumerate() {
-            for (i, key) in bucket.0.iter().enumerate() {
-                if key.load(Relaxed) != 0 {
-                    let slot = &self.slots[b * BUCKET + i];
-                    let installed = slot.installed.load(Relaxed) != 0;
-                    if let Some(tick) = slot.clear(0) {
-                        if installed {
-                            std::mem::forget(tick);
-                        } else {
-                            tick.end(false);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// `n` slots, all zero: memory is taken from the allocator zeroed, so pages of the table that no
-/// span reaches stay untouched (a table sized for bursts costs only what is used).
-fn zeroed_slots(n: usize) -> Box<[Slot]> {
-    let layout = Layout::array::<Slot>(n).expect("span table size");
-    // SAFETY: `layout` has a non-zero size (n >= 16). Every field of `Slot` is an atomic (valid
-    // when zero) or a `MaybeUninit` (valid whatever its bytes), so zeroed memory is `n` valid
-    // slots; `Box<[Slot]>` frees it with `Layout::array::<Slot>(n)`, the layout allocated here.
-    unsafe {
-        let p = alloc_zeroed(layout).cast::<Slot>();
-        if p.is_null() {
-            handle_alloc_error(layout);
-        }
-        Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n))
     }
 }

@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::ptr;
 
 use super::carrier::Held;
+use super::table::Owned;
 use crate::collector::bridge::Lane;
 
 /// What an entry's enter did.
@@ -53,6 +54,8 @@ pub(super) struct Stack {
     pub(super) last: Last,
     /// This thread's carrier (for the tick it last made spans in) and its token.
     pub(super) held: Held,
+    /// Regions of span tables this thread owns (given up when it exits).
+    pub(super) owned: Vec<Owned>,
 }
 
 impl Stack {
@@ -102,6 +105,8 @@ impl Drop for Owner {
             // call is running on this thread (thread locals are being destroyed).
             let mut stack = unsafe { Box::from_raw(p) };
             stack.held.retire();
+            let token = stack.held.token();
+            stack.owned.drain(..).for_each(|owned| owned.release(token));
         }
     }
 }
