@@ -542,6 +542,8 @@ fn a_full_span_table_counts_the_spans_it_cannot_keep() {
     // Room for at least 16 (a thread may keep more in a region of its own), and every span past
     // the room is counted.
     assert!(untracked > 0 && untracked <= 40 - 16, "untracked {untracked}");
+    assert_eq!(mm_trace::summary().health.untracked_spans, untracked, "a health counter");
+    assert!(mm_trace::prometheus_text().contains(&format!("\nmm_trace_untracked_spans_total {untracked}\n")));
     assert_eq!(count("held"), 40 - untracked);
     assert_eq!(count("after"), 1);
 }

@@ -137,6 +137,9 @@ counters! {
         /// Kept ticks whose OTLP export failed: refused by the receiver (a 4xx other than 429, or a
         /// 5xx other than 502, 503, 504), retries given up, or still unsent when `shutdown` ran out of time.
         OtlpFailed => otlp_failed_ticks, "mm_trace_otlp_failed_ticks_total";
+        /// `tracing` spans the tracing layer (feature `tracing`) did not record because its span
+        /// table had no room (`MmTraceLayer::max_open_spans`).
+        UntrackedSpans => untracked_spans, "mm_trace_untracked_spans_total";
     }
 }
 

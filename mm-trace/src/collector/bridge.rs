@@ -210,6 +210,12 @@ pub(crate) fn with_parent(ctx: &TickContext, parent: u32) -> TickContext {
     ctx.with_parent(parent)
 }
 
+/// Counts a span the layer could not keep (its span table had no room).
+#[cold]
+pub(crate) fn untracked() {
+    super::counters::add(super::counters::Counter::UntrackedSpans, 1);
+}
+
 /// One reading of the spans' clock.
 #[inline(always)]
 pub(crate) fn now() -> u64 {

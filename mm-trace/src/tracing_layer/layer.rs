@@ -12,7 +12,6 @@
 //! - `on_event`: ERROR marks the span failed; WARN and above annotate the tick.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use tracing::span::{Attributes, Id};
 use tracing::subscriber::Interest;
@@ -27,9 +26,6 @@ use super::stack::{self, Entry, Kind, Last};
 use super::table::SpanTable;
 use super::{MmTraceLayer, Role};
 use crate::collector::bridge::{self, Here, Lane, Open, TickContext, TickSpan};
-
-/// Spans that no layer could keep because its span table was full (`max_open_spans`).
-pub(super) static UNTRACKED: AtomicU64 = AtomicU64::new(0);
 
 /// What one layer keeps, boxed so that its address (which tells this layer's entries apart on a
 /// thread's stack) stays put.
@@ -123,13 +119,13 @@ impl MmTraceLayer {
         match made {
             Some(Some(())) => {}
             Some(None) => {
-                UNTRACKED.fetch_add(1, Relaxed);
+                bridge::untracked();
             }
             // The thread is exiting (its locals are being destroyed): the shared part only.
             None => match self.spans().insert_shared(id) {
                 Some(index) => self.spans().slot(index).init(site, tick_id, flags, parent),
                 None => {
-                    UNTRACKED.fetch_add(1, Relaxed);
+                    bridge::untracked();
                 }
             },
         }

@@ -212,12 +212,14 @@ impl MmTraceLayer {
         self
     }
 
-    /// Spans not recorded since the process started because a layer's span table was full
-    /// ([`MmTraceLayer::max_open_spans`]), all layers together.
+    /// Spans not recorded because a layer's span table had no room
+    /// ([`MmTraceLayer::max_open_spans`]), all layers together, since the collector was last
+    /// reset: [`Health::untracked_spans`](crate::Health::untracked_spans) in [`summary`](crate::summary), exported as
+    /// `mm_trace_untracked_spans_total`.
     pub fn untracked_spans() -> u64 {
         #[cfg(feature = "enabled")]
         {
-            layer::UNTRACKED.load(std::sync::atomic::Ordering::Relaxed)
+            crate::summary().health.untracked_spans
         }
         #[cfg(not(feature = "enabled"))]
         {
