@@ -135,6 +135,7 @@ impl Held {
 ///
 /// # Safety
 /// `c` came from [`Held::acquire`], and this reference was not given back before.
+#[inline]
 pub(super) unsafe fn release(c: *mut Carrier, token: u64) {
     // SAFETY: the caller's reference keeps the carrier alive until the count below.
     let carrier = unsafe { &*c };
@@ -143,6 +144,19 @@ pub(super) unsafe fn release(c: *mut Carrier, token: u64) {
         carrier.biased.set(carrier.biased.get() - 1);
         return;
     }
+    // SAFETY: as the caller promises.
+    unsafe { release_shared(c) }
+}
+
+/// Gives back a reference on a thread other than the owner, or after the owner merged.
+///
+/// # Safety
+/// As for [`release`].
+#[cold]
+#[inline(never)]
+unsafe fn release_shared(c: *mut Carrier) {
+    // SAFETY: the caller's reference keeps the carrier alive until the count below.
+    let carrier = unsafe { &*c };
     if carrier.shared.fetch_sub(1, AcqRel) - 1 == MERGED {
         // SAFETY: merged, and this was the last reference.
         drop(unsafe { Box::from_raw(c) });

@@ -157,6 +157,23 @@ impl MmTraceLayer {
         let Some(index) = self.find(last, id) else { return };
         let slot = self.spans().slot(index);
         let state = slot.state();
+        // The usual first enter: a span of the tick installed here, or of none.
+        if state & (OPENED | TICK_SITE | EXPLICIT) == 0
+            && let Open::Here { opened, saved } = bridge::open(slot.tick_id(), None)
+        {
+            slot.set_opened(opened);
+            let kind = if opened.in_a_tick() { Kind::Span } else { Kind::Plain };
+            let table = self.tag();
+            stack::with(|s| s.entries.push(Entry { table, id, slot: index, saved, kind, lane: false }));
+            return;
+        }
+        self.enter_rest(id, index, slot, state);
+    }
+
+    /// Every other enter: again, of a tick span, under an explicit parent, or on a thread where
+    /// the span's tick is not installed.
+    #[inline(never)]
+    fn enter_rest(&self, id: u64, index: u32, slot: &Slot, state: u32) {
         let (kind, saved, lane) = if state & OPENED == 0 {
             self.first_enter(index, state)
         } else if state & IS_TICK != 0 {

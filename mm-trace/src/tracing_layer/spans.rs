@@ -194,20 +194,33 @@ impl Slot {
     /// Empties the slot of a closed span, returning the tick it began, if any. Only the closing
     /// thread reaches the slot now: the span's id is gone from `tracing`, and its children, which
     /// read their parent's carried context, all closed before it.
+    /// `token`: the closing thread's (`carrier::Held::token`, 0 for none).
+    #[inline]
     pub(super) fn clear(&self, token: u64) -> Option<TickSpan> {
-        let c = self.carrier.load(Acquire);
+        let c = self.carrier.load(Relaxed);
         if !c.is_null() {
             self.carrier.store(std::ptr::null_mut(), Relaxed);
             // SAFETY: the slot's reference, given back once (the pointer is cleared).
             unsafe { carrier::release(c, token) };
         }
+        let state = self.state.load(Relaxed);
+        if state & IS_TICK != 0 || self.carry_state.load(Acquire) != CARRY_NONE {
+            return self.clear_rest(state);
+        }
+        // Plain store, no read-modify-write: nothing else writes the slot any more.
+        self.state.store(0, Relaxed);
+        None
+    }
+
+    /// The rest of `clear` for a span that began a tick or kept a carried context.
+    #[cold]
+    #[inline(never)]
+    fn clear_rest(&self, state: u32) -> Option<TickSpan> {
         if self.carry_state.load(Acquire) == CARRY_SET {
             // SAFETY: set, and no other thread reaches the slot (see above).
             unsafe { (*self.carry.get()).assume_init_drop() };
         }
         self.carry_state.store(CARRY_NONE, Relaxed);
-        // Plain load and store, no read-modify-write: nothing else writes the slot any more.
-        let state = self.state.load(Relaxed);
         self.state.store(0, Relaxed);
         self.installed.store(0, Relaxed);
         // SAFETY: `IS_TICK` says `set_tick` wrote it; it is moved out exactly once, here.

@@ -5,7 +5,8 @@
 //!   counters): run it with two values of `n` and take the difference, e.g.
 //!   `valgrind --tool=callgrind --toggle-collect='mm_trace_peer_bench::layers::spans_*' ...`.
 //! - `layer_probe time [rounds]`: the interleaved comparison of the `peers` bench alone (floor,
-//!   timing and mm-trace rounds back to back, the part as the median over rounds of case - floor).
+//!   timing and mm-trace rounds back to back, the part as the median over rounds of case - floor),
+//!   and the root shape again at sample rate 0 (slow-tick capture on).
 use std::time::Instant;
 
 use mm_trace_peer_bench::{SPANS_PER_ROOT, layers, mm};
@@ -46,8 +47,10 @@ fn time(rounds: usize) {
         v[v.len() / 2]
     };
     println!("{:<10} {:>8} {:>8} {:>8} {:>10} {:>11}", "shape", "floor", "timing", "mm", "mm part", "timing part");
-    for name in ["root", "in_tick", "free"] {
-        let work = shape(name);
+    for name in ["root", "in_tick", "free", "root_unsampled"] {
+        let work = shape(name.trim_end_matches("_unsampled"));
+        let rate = if name.ends_with("_unsampled") { 0.0 } else { 1.0 };
+        mm_trace::set_sample_rate(rate).expect("a valid rate");
         let mut times: [Vec<f64>; 3] = Default::default();
         let mut parts: [Vec<f64>; 2] = Default::default();
         for r in 0..rounds + 100 {
