@@ -60,16 +60,26 @@ impl MmTraceLayer {
     #[inline]
     fn find(&self, last: Option<Last>, id: u64) -> Option<u32> {
         match last {
+            // Made here without a slot (recording off, say): nothing to look up.
+            Some(l) if l.table == self.tag() && l.id == id && l.slot == Last::NOT_KEPT => None,
             Some(l) if l.table == self.tag() && l.id == id && self.spans().holds(l.slot, id) => Some(l.slot),
             _ => self.spans().find(id),
         }
+    }
+
+    /// Notes on this thread that span `id` has no slot, so that its enter and close, which
+    /// usually come next here, return at once.
+    #[inline]
+    fn not_kept(&self, id: u64) {
+        let table = self.tag();
+        stack::with(|s| s.last = Last { table, id, slot: Last::NOT_KEPT });
     }
 
     #[inline]
     fn new_span(&self, attrs: &Attributes<'_>, id: &Id) {
         let here = bridge::here();
         if here == Here::Off {
-            return;
+            return self.not_kept(id.into_u64());
         }
         let meta = attrs.metadata();
         let (site, tick_site) = match self.tables.callsites.get(meta) {
@@ -120,6 +130,7 @@ impl MmTraceLayer {
             Some(Some(())) => {}
             Some(None) => {
                 bridge::untracked();
+                self.not_kept(id);
             }
             // The thread is exiting (its locals are being destroyed): the shared part only.
             None => match self.spans().insert_shared(id) {

@@ -45,6 +45,11 @@ pub(super) struct Last {
     pub(super) slot: u32,
 }
 
+impl Last {
+    /// `slot` of a span made here that the layer keeps no slot for.
+    pub(super) const NOT_KEPT: u32 = u32::MAX;
+}
+
 #[derive(Default)]
 pub(super) struct Stack {
     pub(super) entries: Vec<Entry>,

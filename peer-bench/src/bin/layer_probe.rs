@@ -6,7 +6,8 @@
 //!   `valgrind --tool=callgrind --toggle-collect='mm_trace_peer_bench::layers::spans_*' ...`.
 //! - `layer_probe time [rounds]`: the interleaved comparison of the `peers` bench alone (floor,
 //!   timing and mm-trace rounds back to back, the part as the median over rounds of case - floor),
-//!   and the root shape again at sample rate 0 (slow-tick capture on).
+//!   the root shape again at sample rate 0 (slow-tick capture on), and the in-tick shape at rate 0
+//!   with capture off (the layer records nothing there).
 use std::time::Instant;
 
 use mm_trace_peer_bench::{SPANS_PER_ROOT, layers, mm};
@@ -47,10 +48,15 @@ fn time(rounds: usize) {
         v[v.len() / 2]
     };
     println!("{:<10} {:>8} {:>8} {:>8} {:>10} {:>11}", "shape", "floor", "timing", "mm", "mm part", "timing part");
-    for name in ["root", "in_tick", "free", "root_unsampled"] {
-        let work = shape(name.trim_end_matches("_unsampled"));
-        let rate = if name.ends_with("_unsampled") { 0.0 } else { 1.0 };
-        mm_trace::set_sample_rate(rate).expect("a valid rate");
+    for name in ["root", "in_tick", "free", "root_unsampled", "in_tick_off"] {
+        let work = shape(name.trim_end_matches("_unsampled").trim_end_matches("_off"));
+        let (rate, capture) = match name {
+            "root_unsampled" => (0.0, true),
+            "in_tick_off" => (0.0, false),
+            _ => (1.0, true),
+        };
+        let config = mm_trace::TraceConfig { sample_rate: rate, capture_slow_ticks: capture, export_golden: false, ..Default::default() };
+        mm_trace::init(config).expect("a valid config");
         let mut times: [Vec<f64>; 3] = Default::default();
         let mut parts: [Vec<f64>; 2] = Default::default();
         for r in 0..rounds + 100 {
