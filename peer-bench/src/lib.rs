@@ -282,6 +282,44 @@ pub mod layers {
         Dispatch::new(Registry::default().with(tr::TimingLayer))
     }
 
+    /// The least a timing layer can do, as a reference below every real one: a TSC read at each
+    /// enter into a thread-local stack, another at each exit, the difference counted in a
+    /// thread-local log2 histogram. No per-span state, no parent, no trace.
+    pub struct ClockOnlyLayer;
+
+    thread_local! {
+        static STARTS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+        static BUCKETS: std::cell::RefCell<[u64; 64]> = const { std::cell::RefCell::new([0; 64]) };
+    }
+
+    fn tsc() -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `rdtsc` is on every x86_64 CPU.
+        unsafe {
+            core::arch::x86_64::_rdtsc()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        0
+    }
+
+    impl<S: Subscriber> Layer<S> for ClockOnlyLayer {
+        fn on_enter(&self, _: &tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+            STARTS.with_borrow_mut(|s| s.push(tsc()));
+        }
+        fn on_exit(&self, _: &tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+            let t = tsc();
+            if let Some(start) = STARTS.with_borrow_mut(|s| s.pop()) {
+                let b = 63 - (t.wrapping_sub(start) | 1).leading_zeros() as usize;
+                BUCKETS.with_borrow_mut(|h| h[b] += 1);
+            }
+        }
+    }
+
+    /// Registry + [`ClockOnlyLayer`].
+    pub fn clock_only() -> Dispatch {
+        Dispatch::new(Registry::default().with(ClockOnlyLayer))
+    }
+
     /// Registry + mm-trace's layer; the root span `tick` is a tick.
     pub fn mm_trace() -> Dispatch {
         Dispatch::new(Registry::default().with(mm_trace::tracing_layer().tick_span("tick")))

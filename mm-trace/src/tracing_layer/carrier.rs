@@ -10,13 +10,13 @@
 //!
 //! Instead each thread keeps one [`Carrier`] for the tick it makes spans in, holding the tick's
 //! context once, and the spans it makes take a reference to the carrier with biased reference
-//! counting: the thread that made the carrier (its owner) counts its references in a plain cell,
-//! other threads give theirs back through an atomic counter. When the owner moves on to another
-//! tick (or exits) it merges its count into the atomic one; whoever brings the merged count to
-//! zero frees the carrier. A span made and closed on the thread that runs its tick, the common
-//! case, touches no atomic for it.
+//! counting: the thread that made the carrier (its owner) counts the references it hands out in
+//! its own thread-local [`Held`], other threads give theirs back through an atomic counter in the
+//! carrier. When the owner moves on to another tick (or exits) it merges its count into the
+//! atomic one; whoever brings the merged count to zero frees the carrier. A span made and closed
+//! on the thread that runs its tick, the common case, touches no atomic for it, nor the carrier
+//! itself: only its thread's `Held`, a line the layer reads anyway.
 
-use std::cell::Cell;
 use std::ptr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::*};
 
@@ -29,23 +29,13 @@ const MERGED: i64 = 1 << 62;
 /// One thread's hold on one tick's context, shared by the spans the thread makes in that tick.
 pub(super) struct Carrier {
     ctx: TickContext,
-    tick_id: u64,
-    /// The owner thread's token ([`token`]).
-    owner: u64,
-    /// References held by the owner: its own (until it merges) and its slots'. Owner only.
-    biased: Cell<u32>,
-    /// The owner merged its count into `shared` (owner only).
-    merged: Cell<bool>,
-    /// References given back on other threads (negative), plus [`MERGED`] and the owner's count
-    /// once merged.
+    /// References given back on other threads or after the merge (negative), plus [`MERGED`]
+    /// and the owner's count once merged.
     shared: AtomicI64,
+    /// The tick (read only in tests, to tell carriers apart).
+    #[cfg_attr(not(test), allow(dead_code, reason = "read by the tests' free log"))]
+    tick_id: u64,
 }
-
-// SAFETY: `ctx`, `tick_id` and `owner` are written once, before the carrier is published; the
-// cells are touched only by the owner thread (checked against `owner` first); `shared` is atomic.
-unsafe impl Sync for Carrier {}
-// SAFETY: as above; the thread that frees the carrier drops `ctx`, which is `Send`.
-unsafe impl Send for Carrier {}
 
 impl Carrier {
     /// The tick's context, with `parent` as the parent of what runs under it.
@@ -54,19 +44,24 @@ impl Carrier {
     }
 }
 
-/// A thread's carrier slot (kept in its thread-local stack) and its token.
+/// A thread's current carrier and the references to it this thread handed out (kept in its
+/// thread-local stack), and the thread's token.
 #[derive(Debug)]
 pub(super) struct Held {
     carrier: *mut Carrier,
+    /// The tick of `carrier`.
+    tick_id: u64,
+    /// References to `carrier` not given back: this thread's own, and its slots'.
+    biased: u32,
     token: u64,
 }
 
 impl Default for Held {
     fn default() -> Held {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        // Once per thread; tokens are never reused, so a carrier never mistakes a later thread
-        // for its owner.
-        Held { carrier: ptr::null_mut(), token: NEXT.fetch_add(1, Relaxed) }
+        // Once per thread; tokens are never reused (the span table tells its regions' owners
+        // apart by them).
+        Held { carrier: ptr::null_mut(), tick_id: 0, biased: 0, token: NEXT.fetch_add(1, Relaxed) }
     }
 }
 
@@ -81,46 +76,34 @@ impl Held {
     /// made here in that tick. Give it back with [`release`].
     #[inline]
     pub(super) fn acquire(&mut self, tick_id: u64) -> *mut Carrier {
-        let mut c = self.carrier;
-        // SAFETY: `self.carrier`, when set, is held by this thread's own reference (freed only
-        // after `retire`, which clears it).
-        if c.is_null() || unsafe { (*c).tick_id } != tick_id {
-            c = self.renew(tick_id);
+        if self.carrier.is_null() || self.tick_id != tick_id {
+            self.renew(tick_id);
         }
-        // SAFETY: as above; this thread owns the carrier, so it alone touches `biased`.
-        let carrier = unsafe { &*c };
-        carrier.biased.set(carrier.biased.get() + 1);
-        c
+        self.biased += 1;
+        self.carrier
     }
 
     /// Gives up this thread's carrier and takes one for the tick installed here.
     #[cold]
     #[inline(never)]
-    fn renew(&mut self, tick_id: u64) -> *mut Carrier {
+    fn renew(&mut self, tick_id: u64) {
         self.retire();
-        let carrier = Carrier {
-            ctx: bridge::carry(None),
-            tick_id,
-            owner: self.token,
-            biased: Cell::new(1),
-            merged: Cell::new(false),
-            shared: AtomicI64::new(0),
-        };
+        let carrier = Carrier { ctx: bridge::carry(None), shared: AtomicI64::new(0), tick_id };
         self.carrier = Box::into_raw(Box::new(carrier));
-        self.carrier
+        (self.tick_id, self.biased) = (tick_id, 1);
     }
 
     /// Gives up this thread's own reference to its carrier and merges the count (on moving to
-    /// another tick, and at thread exit).
+    /// another tick, and at thread exit): references given back from now on go to the carrier's
+    /// counter, on any thread.
     pub(super) fn retire(&mut self) {
         let c = std::mem::replace(&mut self.carrier, ptr::null_mut());
         if c.is_null() {
             return;
         }
+        let owned = i64::from(std::mem::take(&mut self.biased)) - 1;
         // SAFETY: held by this thread's reference until the merge below.
         let carrier = unsafe { &*c };
-        carrier.merged.set(true);
-        let owned = i64::from(carrier.biased.get()) - 1;
         // AcqRel: the thread that frees sees every use of the carrier before each release.
         let now = carrier.shared.fetch_add(owned + MERGED, AcqRel) + owned + MERGED;
         if now == MERGED {
@@ -130,18 +113,20 @@ impl Held {
     }
 }
 
-/// Gives back a span's reference to a carrier, on the thread with token `token` (0: a thread
-/// without one, e.g. one that is exiting).
+/// Gives back a span's reference to a carrier, on a thread whose `Held` is `held` (`None`: a
+/// thread without one, e.g. one that is exiting).
 ///
 /// # Safety
 /// `c` came from [`Held::acquire`], and this reference was not given back before.
 #[inline]
-pub(super) unsafe fn release(c: *mut Carrier, token: u64) {
-    // SAFETY: the caller's reference keeps the carrier alive until the count below.
-    let carrier = unsafe { &*c };
-    if carrier.owner == token && !carrier.merged.get() {
-        // The owner, before merging: its own reference keeps the count above zero.
-        carrier.biased.set(carrier.biased.get() - 1);
+pub(super) unsafe fn release(c: *mut Carrier, held: Option<&mut Held>) {
+    // The carrier this thread holds (so it is its owner, before merging; it cannot be another
+    // carrier at the same address: `c` is alive until this reference is given back). Its own
+    // reference keeps the count above zero.
+    if let Some(held) = held
+        && held.carrier == c
+    {
+        held.biased -= 1;
         return;
     }
     // SAFETY: as the caller promises.
@@ -193,16 +178,16 @@ mod tests {
         let b = held.acquire(t1);
         assert_eq!(a, b, "one carrier per tick on a thread");
         // SAFETY: each reference given back once, on the owner.
-        unsafe { release(a, held.token()) };
+        unsafe { release(a, Some(&mut held)) };
         // SAFETY: as above.
-        unsafe { release(b, held.token()) };
+        unsafe { release(b, Some(&mut held)) };
         assert_eq!(freed(t1), 0, "the owner's own reference keeps it");
         let c = held.acquire(t2);
         assert_eq!(freed(t1), 1, "a new tick, a new carrier; the old one merged with no reference left: freed");
         // SAFETY: `c` is referenced.
         assert_eq!(unsafe { (*c).tick_id }, t2);
         // SAFETY: once.
-        unsafe { release(c, held.token()) };
+        unsafe { release(c, Some(&mut held)) };
         held.retire();
         assert_eq!(freed(t2), 1);
     }
@@ -220,7 +205,7 @@ mod tests {
             .map(|chunk| {
                 let chunk = chunk.to_vec();
                 // SAFETY: each reference given back once.
-                std::thread::spawn(move || chunk.into_iter().for_each(|c| unsafe { release(c as *mut Carrier, 0) }))
+                std::thread::spawn(move || chunk.into_iter().for_each(|c| unsafe { release(c as *mut Carrier, None) }))
             })
             .collect();
         remote.into_iter().for_each(|h| h.join().unwrap());
@@ -229,15 +214,16 @@ mod tests {
         let (mine, theirs) = after.split_at(8);
         for &c in mine {
             // SAFETY: once; on the owner thread, after its merge.
-            unsafe { release(c as *mut Carrier, held.token()) };
+            unsafe { release(c as *mut Carrier, Some(&mut held)) };
         }
         assert_eq!(freed(t1), 0);
         let theirs = theirs.to_vec();
-        let other = Held::default().token();
         std::thread::spawn(move || {
+            // Another thread's hold: not the carrier's owner.
+            let mut other = Held::default();
             for c in theirs {
                 // SAFETY: once, on a thread that does not own the carrier.
-                unsafe { release(c as *mut Carrier, other) };
+                unsafe { release(c as *mut Carrier, Some(&mut other)) };
             }
         })
         .join()
@@ -248,14 +234,14 @@ mod tests {
         let d = held.acquire(t3);
         assert_eq!(freed(t2), 0);
         // SAFETY: the t2 reference just taken, and the one `acquire(t2)` above left out.
-        unsafe { release(c, held.token()) };
+        unsafe { release(c, Some(&mut held)) };
         // SAFETY: as above (the one left out).
-        unsafe { release(c, held.token()) };
+        unsafe { release(c, Some(&mut held)) };
         assert_eq!(freed(t2), 1);
         held.retire();
         assert_eq!(freed(t3), 0, "a span's reference is still out");
         // SAFETY: once, after the owner retired it.
-        unsafe { release(d, held.token()) };
+        unsafe { release(d, Some(&mut held)) };
         assert_eq!(freed(t3), 1);
     }
 }

@@ -20,6 +20,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 
 use super::callsites::Callsites;
+use super::carrier::{self, Carrier};
 use super::fields::EventText;
 use super::spans::{EXPLICIT, FAILED, IS_TICK, OPENED, Slot, TICK_SITE};
 use super::stack::{self, Entry, Kind, Last};
@@ -332,7 +333,7 @@ impl MmTraceLayer {
     #[inline]
     fn close(&self, id: &Id) {
         let id = id.into_u64();
-        let (last, token) = stack::with(|s| (Some(s.last), s.held.token())).unwrap_or((None, 0));
+        let last = stack::with(|s| s.last);
         let Some(index) = self.find(last, id) else { return };
         let slot = self.spans().slot(index);
         let state = slot.state();
@@ -342,7 +343,7 @@ impl MmTraceLayer {
             let end = bridge::now();
             bridge::close(slot.site(), opened, end, state & FAILED != 0, || self.carry_of(index));
         }
-        let tick = slot.clear(token);
+        let tick = slot.clear(give_back);
         self.spans().remove(index);
         if let Some(tick) = tick {
             tick.end(state & FAILED != 0);
@@ -406,5 +407,16 @@ impl<S: Subscriber> Layer<S> for MmTraceLayer {
     #[inline]
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
         self.event(event)
+    }
+}
+
+/// Gives back a closed span's carrier reference with this thread's hold (a thread exiting has
+/// none: then through the carrier's counter).
+#[inline]
+fn give_back(c: *mut Carrier) {
+    // SAFETY: `Slot::clear` hands each slot's reference over once.
+    if stack::with(|s| unsafe { carrier::release(c, Some(&mut s.held)) }).is_none() {
+        // SAFETY: as above; not given back by the call above (the stack was gone).
+        unsafe { carrier::release(c, None) };
     }
 }

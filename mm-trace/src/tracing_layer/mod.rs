@@ -136,7 +136,7 @@ pub fn tracing_layer() -> MmTraceLayer {
 }
 
 impl MmTraceLayer {
-    /// Most spans open at once in one layer by default (see [`MmTraceLayer::max_open_spans`]).
+    /// Room for spans open at once in one layer by default (see [`MmTraceLayer::max_open_spans`]).
     pub const DEFAULT_MAX_OPEN_SPANS: usize = 4096;
 
     /// The same as [`tracing_layer`].
@@ -194,10 +194,12 @@ impl MmTraceLayer {
         self
     }
 
-    /// Most spans this layer keeps open at once (default [`Self::DEFAULT_MAX_OPEN_SPANS`],
-    /// rounded up to a power of two); a span made while the table is full is not recorded and is
-    /// counted in [`MmTraceLayer::untracked_spans`]. Memory is taken zeroed and touched only as
-    /// spans use it (64 bytes a slot at most, plus 8 for its id).
+    /// Room for at least `n` spans open at once in this layer (default
+    /// [`Self::DEFAULT_MAX_OPEN_SPANS`], rounded up to a power of two; a thread may keep more in
+    /// a region of the table of its own); a span made while there is no room for it is not
+    /// recorded and is counted in [`MmTraceLayer::untracked_spans`]. The table has `2n` slots of
+    /// 128 bytes plus 8 for the id, taken zeroed and touched only as spans use them (the default
+    /// reserves 1.1 MB, of which a loop with a handful of spans open touches a few pages).
     ///
     /// ```
     /// let layer = mm_trace::tracing_layer().max_open_spans(65536); // a server with many requests in flight

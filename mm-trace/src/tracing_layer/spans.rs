@@ -9,7 +9,7 @@ use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
-use super::carrier::{self, Carrier};
+use super::carrier::Carrier;
 use crate::collector::bridge::{Opened, Site, TickContext, TickSpan};
 
 /// `Slot::state`: the low byte is the opened span's mode, the flags are above it.
@@ -194,14 +194,15 @@ impl Slot {
     /// Empties the slot of a closed span, returning the tick it began, if any. Only the closing
     /// thread reaches the slot now: the span's id is gone from `tracing`, and its children, which
     /// read their parent's carried context, all closed before it.
-    /// `token`: the closing thread's (`carrier::Held::token`, 0 for none).
+    /// `give_back` is handed the slot's carrier reference, if it holds one, to give back (with
+    /// `carrier::release`).
     #[inline]
-    pub(super) fn clear(&self, token: u64) -> Option<TickSpan> {
+    pub(super) fn clear(&self, give_back: impl FnOnce(*mut Carrier)) -> Option<TickSpan> {
         let c = self.carrier.load(Relaxed);
         if !c.is_null() {
+            // Handed over once: the pointer is cleared.
             self.carrier.store(std::ptr::null_mut(), Relaxed);
-            // SAFETY: the slot's reference, given back once (the pointer is cleared).
-            unsafe { carrier::release(c, token) };
+            give_back(c);
         }
         let state = self.state.load(Relaxed);
         if state & IS_TICK != 0 || self.carry_state.load(Acquire) != CARRY_NONE {
@@ -227,3 +228,6 @@ impl Slot {
         (state & IS_TICK != 0).then(|| unsafe { (*self.tick.get()).assume_init_read() })
     }
 }
+
+// The size `MmTraceLayer::max_open_spans` documents.
+const _: () = assert!(std::mem::size_of::<Slot>() == 128);

@@ -221,7 +221,8 @@ impl Drop for SpanTable {
                 if key.load(Relaxed) != 0 {
                     let slot = &self.slots[b * BUCKET + i];
                     let installed = slot.is_installed();
-                    if let Some(tick) = slot.clear(0) {
+                    // SAFETY: the slot's reference, handed over once; no thread's hold is at hand here.
+                    if let Some(tick) = slot.clear(|c| unsafe { super::carrier::release(c, None) }) {
                         if installed {
                             std::mem::forget(tick);
                         } else {

@@ -42,12 +42,15 @@ fn main() {
 }
 
 fn time(rounds: usize) {
-    let dispatches = [layers::floor(), layers::timing(), layers::mm_trace()];
+    let dispatches = [layers::floor(), layers::timing(), layers::mm_trace(), layers::clock_only()];
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    println!("{:<10} {:>8} {:>8} {:>8} {:>10} {:>11}", "shape", "floor", "timing", "mm", "mm part", "timing part");
+    println!(
+        "{:<10} {:>8} {:>8} {:>8} {:>10} {:>11} {:>11}",
+        "shape", "floor", "timing", "mm", "mm part", "timing part", "clock part"
+    );
     for name in ["root", "in_tick", "free", "root_unsampled", "in_tick_off"] {
         let work = shape(name.trim_end_matches("_unsampled").trim_end_matches("_off"));
         let (rate, capture) = match name {
@@ -57,12 +60,12 @@ fn time(rounds: usize) {
         };
         let config = mm_trace::TraceConfig { sample_rate: rate, capture_slow_ticks: capture, export_golden: false, ..Default::default() };
         mm_trace::init(config).expect("a valid config");
-        let mut times: [Vec<f64>; 3] = Default::default();
-        let mut parts: [Vec<f64>; 2] = Default::default();
+        let mut times: [Vec<f64>; 4] = Default::default();
+        let mut parts: [Vec<f64>; 3] = Default::default();
         for r in 0..rounds + 100 {
-            let mut round = [0.0; 3];
-            for k in 0..3 {
-                let i = (r + k) % 3;
+            let mut round = [0.0; 4];
+            for k in 0..4 {
+                let i = (r + k) % 4;
                 round[i] = tracing::dispatcher::with_default(&dispatches[i], || {
                     let t0 = Instant::now();
                     work(SPANS_PER_ROOT);
@@ -72,16 +75,17 @@ fn time(rounds: usize) {
                 });
             }
             if r >= 100 {
-                for i in 0..3 {
+                for i in 0..4 {
                     times[i].push(round[i]);
                 }
                 parts[0].push(round[1] - round[0]);
                 parts[1].push(round[2] - round[0]);
+                parts[2].push(round[3] - round[0]);
             }
         }
-        let [f, t, m] = times.each_mut().map(&median);
-        let (tp, mp) = (median(&mut parts[0]), median(&mut parts[1]));
-        println!("{name:<10} {f:>8.1} {t:>8.1} {m:>8.1} {mp:>10.1} {tp:>11.1}");
+        let [f, t, m, _] = times.each_mut().map(&median);
+        let [tp, mp, cp] = parts.each_mut().map(&median);
+        println!("{name:<10} {f:>8.1} {t:>8.1} {m:>8.1} {mp:>10.1} {tp:>11.1} {cp:>11.1}");
     }
 }
 
