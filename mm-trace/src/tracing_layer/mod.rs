@@ -119,13 +119,20 @@ enum Role {
 ///
 /// # Cost
 /// Per selected span (made, entered, exited, closed), mm-trace's part on top of `tracing`'s own
-/// dispatch and registry is 37–48 ns, two clock reads included (peer-bench, `tracing_layer`
-/// group, rounds of each layer interleaved in one run on a 2-vCPU VM; `tracing` alone with a no-op
-/// layer: 70–120 ns; an extensions-based timing layer adds 114–118 ns). No lock and no
-/// `extensions_mut` per span: callsites are resolved once in `register_callsite`, per-span state
-/// lives in a lock-free table indexed by span id (one compare-and-swap to claim a slot, one store
-/// to give it back), and a thread's entered spans in a thread-local stack. In the hot loop
-/// itself, where `tracing`'s own cost dominates, switch to `#[stage]` (about 29 ns in all).
+/// dispatch and registry (80–200 ns a span here) is 13–31 ns, two clock reads included: 25–26
+/// under a `tick_span`, 22–31 in a `#[traced_tick]`, 13–18 outside any tick, 1.3–6 where nothing
+/// is recorded (an unsampled tick with capture off). An extensions-based timing layer adds
+/// 129–175 ns; two bare clock reads into a thread-local histogram, 10–15 ns. (peer-bench,
+/// `tracing_layer`, rounds of each layer interleaved in one run on a 2-vCPU VM; under load from
+/// other VMs mm-trace's part rose to 34–65 ns: docs/PERFORMANCE.md has the table.)
+///
+/// No lock, no atomic read-modify-write and no `extensions_mut` per span: callsites are resolved
+/// once in `register_callsite`; per-span state lives in a table indexed by span id, where each
+/// thread fills a region of its own with plain loads and stores (threads whose index shares a
+/// region with another's use a shared part: one compare-and-swap); a span made in a tick refers to
+/// its thread's hold on the tick (counted on that thread) rather than taking a reference to the
+/// tick itself; a thread's entered spans are in a thread-local stack. In the hot loop itself,
+/// where `tracing`'s own cost dominates, switch to `#[stage]` (about 29 ns in all).
 ///
 /// # Compiled out, switched off
 /// Without mm-trace's `enabled` feature the layer still compiles and records nothing; with
