@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 
 use tracing::Metadata;
 
-use super::Role;
+use super::role::Role;
 use crate::collector::bridge::Site;
 
 /// Low bit of an entry's site word: spans of the callsite are ticks (`Role::Tick`, `TickKind`).

@@ -11,35 +11,20 @@
 //! - `on_close`: the span's histogram and trace record, or the tick's end.
 //! - `on_event`: ERROR marks the span failed; WARN and above annotate the tick.
 
-use std::sync::Arc;
-
 use tracing::span::{Attributes, Id};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 
-use super::callsites::Callsites;
 use super::carrier::{self, Carrier};
 use super::fields::EventText;
+use super::role::Role;
 use super::spans::{EXPLICIT, FAILED, IS_TICK, OPENED, Slot, TICK_SITE};
 use super::stack::{self, Entry, Kind, Last};
 use super::table::SpanTable;
-use super::{MmTraceLayer, Role};
+use super::{MmTraceLayer, Tables};
 use crate::collector::bridge::{self, Here, Lane, Open, TickContext, TickSpan};
-
-/// What one layer keeps, boxed so that its address (which tells this layer's entries apart on a
-/// thread's stack) stays put.
-pub(super) struct Tables {
-    spans: Arc<SpanTable>,
-    callsites: Callsites,
-}
-
-impl Tables {
-    pub(super) fn new(max_open_spans: usize) -> Box<Tables> {
-        Box::new(Tables { spans: SpanTable::new(max_open_spans), callsites: Callsites::new(4096) })
-    }
-}
 
 impl MmTraceLayer {
     #[inline]

@@ -5,6 +5,10 @@ use std::fmt;
 
 use tracing::Level;
 
+use role::Role;
+#[cfg(feature = "enabled")]
+use {callsites::Callsites, std::sync::Arc, table::SpanTable};
+
 #[cfg(feature = "enabled")]
 mod callsites;
 #[cfg(feature = "enabled")]
@@ -13,6 +17,7 @@ mod carrier;
 mod fields;
 #[cfg(feature = "enabled")]
 mod layer;
+mod role;
 #[cfg(feature = "enabled")]
 mod spans;
 #[cfg(feature = "enabled")]
@@ -27,19 +32,7 @@ pub struct MmTraceLayer {
     annotate: Option<Level>,
     max_open_spans: usize,
     #[cfg(feature = "enabled")]
-    tables: Box<layer::Tables>,
-}
-
-/// What spans of a callsite are, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(not(feature = "enabled"), allow(dead_code, reason = "read only by the collector's layer"))]
-enum Role {
-    /// A stage named after the span.
-    Stage,
-    /// `tick_span(name)`: a tick, like `#[traced_tick]` on a function of that name.
-    Tick,
-    /// `tick_kind(name)`: a named kind of tick, like `#[traced_tick(name = "...")]`.
-    TickKind,
+    tables: Box<Tables>,
 }
 
 /// The [`MmTraceLayer`] to put beside your other layers: `tracing` spans become mm-trace stages.
@@ -153,7 +146,7 @@ impl MmTraceLayer {
             annotate: Some(Level::WARN),
             max_open_spans: Self::DEFAULT_MAX_OPEN_SPANS,
             #[cfg(feature = "enabled")]
-            tables: layer::Tables::new(Self::DEFAULT_MAX_OPEN_SPANS),
+            tables: Tables::new(Self::DEFAULT_MAX_OPEN_SPANS),
         }
     }
 
@@ -216,7 +209,7 @@ impl MmTraceLayer {
         self.max_open_spans = n.max(1);
         #[cfg(feature = "enabled")]
         {
-            self.tables = layer::Tables::new(self.max_open_spans);
+            self.tables = Tables::new(self.max_open_spans);
         }
         self
     }
@@ -250,6 +243,21 @@ impl fmt::Debug for MmTraceLayer {
             .field("annotate", &self.annotate)
             .field("max_open_spans", &self.max_open_spans)
             .finish_non_exhaustive()
+    }
+}
+
+/// What one layer keeps, boxed so that its address (which tells this layer's entries apart on a
+/// thread's stack) stays put.
+#[cfg(feature = "enabled")]
+struct Tables {
+    spans: Arc<SpanTable>,
+    callsites: Callsites,
+}
+
+#[cfg(feature = "enabled")]
+impl Tables {
+    fn new(max_open_spans: usize) -> Box<Tables> {
+        Box::new(Tables { spans: SpanTable::new(max_open_spans), callsites: Callsites::new(4096) })
     }
 }
 
