@@ -65,6 +65,7 @@ impl TickContext {
     }
 
     /// The same tick, with span `parent` of it as the parent of what runs under the context.
+    #[cfg(feature = "tracing")]
     pub(crate) fn with_parent(&self, parent: u32) -> TickContext {
         TickContext { shared: self.shared.clone(), parent }
     }
