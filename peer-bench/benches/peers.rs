@@ -16,7 +16,10 @@
 //! - `tracing_layer`: per span (made, entered, exited, closed), `tracing` with three layers in one
 //!   run, each under its own dispatcher: `floor` (a no-op layer: `tracing`'s dispatch and
 //!   registry alone), `timing` (the extensions-based timing layer of the `tracing` rows), and
-//!   mm-trace's `tracing_layer()` (sample rate 1.0: histograms and trace). Three shapes: spans under
+//!   mm-trace's `tracing_layer()` (sample rate 1.0: histograms and trace); the interleaved report
+//!   adds a clock-only layer (two TSC reads into a thread-local histogram: the least any timing
+//!   layer does, and a gauge of the machine's state: it does not move when the host is loaded,
+//!   the others do). Three shapes: spans under
 //!   a root span that is a `tick_span` (`root_*`), spans with no `tracing` parent inside an mm-trace
 //!   tick (`in_tick_*`), spans outside any tick (`free_*`); `root_mm_trace_unsampled` is the root
 //!   shape at sample rate 0 (slow-tick capture on: trace buffer only).
@@ -253,7 +256,7 @@ fn report_layers_interleaved() {
     use mm_trace_peer_bench::layers;
     const ROUNDS: usize = 3000;
     mm::init(true);
-    let dispatches = [layers::floor(), layers::timing(), layers::mm_trace()];
+    let dispatches = [layers::floor(), layers::timing(), layers::mm_trace(), layers::clock_only()];
     let shapes: [(&str, fn(u64), fn()); 3] = [
         ("root", layers::spans_in_root_span, drain_mm_trace),
         ("in_tick", layers::spans_in_mm_tick, drain_mm_trace),
@@ -264,14 +267,17 @@ fn report_layers_interleaved() {
         v[v.len() / 2]
     };
     println!("\n== tracing layers, interleaved ({ROUNDS} rounds of {SPANS_PER_ROOT} spans; ns per span) ==");
-    println!("{:<10} {:>8} {:>8} {:>8} {:>10} {:>11}", "shape", "floor", "timing", "mm", "mm part", "timing part");
+    println!(
+        "{:<10} {:>8} {:>8} {:>8} {:>10} {:>11} {:>11}",
+        "shape", "floor", "timing", "mm", "mm part", "timing part", "clock part"
+    );
     for (shape, work, after) in shapes {
-        let mut times: [Vec<f64>; 3] = Default::default();
-        let mut parts: [Vec<f64>; 2] = Default::default();
+        let mut times: [Vec<f64>; 4] = Default::default();
+        let mut parts: [Vec<f64>; 3] = Default::default();
         for r in 0..ROUNDS + 100 {
-            let mut round = [0.0; 3];
-            for k in 0..3 {
-                let i = (r + k) % 3;
+            let mut round = [0.0; 4];
+            for k in 0..4 {
+                let i = (r + k) % 4;
                 round[i] = tracing::dispatcher::with_default(&dispatches[i], || {
                     let t0 = Instant::now();
                     work(SPANS_PER_ROOT);
@@ -281,17 +287,18 @@ fn report_layers_interleaved() {
                 });
             }
             if r >= 100 {
-                for i in 0..3 {
+                for i in 0..4 {
                     times[i].push(round[i]);
                 }
                 parts[0].push(round[1] - round[0]);
                 parts[1].push(round[2] - round[0]);
+                parts[2].push(round[3] - round[0]);
             }
         }
-        let [f, t, m] = times.each_mut().map(|v| median(v));
-        let (tp, mp) = (median(&mut parts[0]), median(&mut parts[1]));
+        let [f, t, m, _] = times.each_mut().map(|v| median(v));
+        let [tp, mp, cp] = parts.each_mut().map(|v| median(v));
         println!(
-            "{shape:<10} {f:>8.1} {t:>8.1} {m:>8.1} {mp:>10.1} {tp:>11.1}   mm/floor {:.2}x, timing part / mm part {:.1}x",
+            "{shape:<10} {f:>8.1} {t:>8.1} {m:>8.1} {mp:>10.1} {tp:>11.1} {cp:>11.1}   mm/floor {:.2}x, timing part / mm part {:.1}x",
             m / f,
             tp / mp
         );

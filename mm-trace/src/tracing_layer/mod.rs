@@ -112,12 +112,13 @@ pub struct MmTraceLayer {
 ///
 /// # Cost
 /// Per selected span (made, entered, exited, closed), mm-trace's part on top of `tracing`'s own
-/// dispatch and registry (80–200 ns a span here) is 13–31 ns, two clock reads included: 25–26
-/// under a `tick_span`, 22–31 in a `#[traced_tick]`, 13–18 outside any tick, 1.3–6 where nothing
+/// dispatch and registry (80–200 ns a span here) is 11–31 ns, two clock reads included: 25–26
+/// under a `tick_span`, 22–31 in a `#[traced_tick]`, 11–18 outside any tick, 1.3–6 where nothing
 /// is recorded (an unsampled tick with capture off). An extensions-based timing layer adds
 /// 129–175 ns; two bare clock reads into a thread-local histogram, 10–15 ns. (peer-bench,
 /// `tracing_layer`, rounds of each layer interleaved in one run on a 2-vCPU VM; under load from
-/// other VMs mm-trace's part rose to 34–65 ns: docs/PERFORMANCE.md has the table.)
+/// other VMs mm-trace's part rose to 19–65 ns, the clock-only layer's did not: docs/PERFORMANCE.md
+/// has the table.)
 ///
 /// No lock, no atomic read-modify-write and no `extensions_mut` per span: callsites are resolved
 /// once in `register_callsite`; per-span state lives in a table indexed by span id, where each
