@@ -87,6 +87,7 @@ pub mod histogram;
 pub mod profile;
 mod sampling;
 mod summary;
+pub mod xml;
 
 #[cfg(feature = "enabled")]
 mod clock;

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::lanes::{self, Item};
 use crate::summary::{TickTrace, TraceSpan};
+use crate::xml::escape as esc;
 
 const WIDTH: f64 = 1200.0;
 /// Left gutter for row labels.
@@ -573,25 +574,6 @@ fn plural(n: usize) -> &'static str {
 
 fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
-}
-
-/// Text for XML character data and attribute values: the five markup characters escaped,
-/// characters XML 1.0 does not allow replaced by U+FFFD.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
