@@ -399,17 +399,28 @@ fn a_receiver_that_never_answers_is_timed_out_and_shutdown_returns() {
     assert_eq!(rx.requests().len(), n, "no attempt after shutdown gave the batch up");
 }
 
-/// The standard variables fill what the config leaves unset: a child process of this test
-/// binary, started with them (the environment is read once, at `init`).
+/// Set in the child process a test starts (this test binary, filtered to that test).
+const ENV_CHILD: &str = "MM_OTLP_ENV_CHILD";
+
+/// The standard variables fill what the config leaves unset: the test runs its ticks in a child
+/// process of this test binary, started with them (the environment is read once, at `init`).
 #[test]
 fn otel_environment_variables_set_endpoint_headers_and_service_name() {
+    if std::env::var_os(ENV_CHILD).is_some() {
+        return env_child();
+    }
     let Some(py) = python() else { return };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("otlp-env");
     let rx = Receiver::start(&py, "200", 0, None, &dir.path().join("rx.jsonl"));
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "env_child", "--ignored", "--nocapture", "--test-threads=1"])
-        .env("MM_OTLP_ENV_CHILD", "1")
+        .args([
+            "--exact",
+            "otel_environment_variables_set_endpoint_headers_and_service_name",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ENV_CHILD, "1")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint())
         .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s%3Dcret,x-tenant=bots")
         .env("OTEL_SERVICE_NAME", "bot-from-env")
@@ -427,12 +438,8 @@ fn otel_environment_variables_set_endpoint_headers_and_service_name() {
     assert_eq!(reqs[0].spans.len(), 3 * 4);
 }
 
-#[test]
-#[ignore = "run by otel_environment_variables_set_endpoint_headers_and_service_name in a child process"]
+/// The child's half: three ticks exported with what the environment gave.
 fn env_child() {
-    if std::env::var_os("MM_OTLP_ENV_CHILD").is_none() {
-        return;
-    }
     let cfg = TraceConfig { service_name: None, ..base(OtlpConfig::default()) };
     let _g = setup(cfg);
     for i in 0..3 {
@@ -445,21 +452,20 @@ fn env_child() {
 /// A malformed variable is `init`'s error, naming it (checked in a child too).
 #[test]
 fn a_malformed_variable_makes_init_fail_naming_it() {
+    if std::env::var_os(ENV_CHILD).is_some() {
+        return bad_env_child();
+    }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "bad_env_child", "--ignored", "--nocapture", "--test-threads=1"])
-        .env("MM_OTLP_ENV_CHILD", "1")
+        .args(["--exact", "a_malformed_variable_makes_init_fail_naming_it", "--nocapture", "--test-threads=1"])
+        .env(ENV_CHILD, "1")
         .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://tempo.example:4318/v1/traces")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
-#[test]
-#[ignore = "run by a_malformed_variable_makes_init_fail_naming_it in a child process"]
+/// The child's half: `init` fails, naming the variable and what is allowed.
 fn bad_env_child() {
-    if std::env::var_os("MM_OTLP_ENV_CHILD").is_none() {
-        return;
-    }
     let e = mm_trace::init(base(OtlpConfig::default())).unwrap_err().to_string();
     assert!(
         e.starts_with("environment: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = \"https://tempo.example:4318/v1/traces\": must be an http:// URL"),
