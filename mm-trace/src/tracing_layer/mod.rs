@@ -198,9 +198,10 @@ impl MmTraceLayer {
     /// Room for at least `n` spans open at once in this layer (default
     /// [`Self::DEFAULT_MAX_OPEN_SPANS`], rounded up to a power of two; a thread may keep more in
     /// a region of the table of its own); a span made while there is no room for it is not
-    /// recorded and is counted in [`MmTraceLayer::untracked_spans`]. The table has `2n` slots of
-    /// 128 bytes plus 8 for the id, taken zeroed and touched only as spans use them (the default
-    /// reserves 1.1 MB, of which a loop with a handful of spans open touches a few pages).
+    /// recorded and is counted in [`MmTraceLayer::untracked_spans`]. The table has `n` slots in
+    /// its shared part and `max(n, 512)` in its threads' regions, 128 bytes a slot plus 8 for
+    /// the id, taken zeroed and touched only as spans use them (the default reserves 1.1 MB, of
+    /// which a loop with a handful of spans open touches a few pages).
     ///
     /// ```
     /// let layer = mm_trace::tracing_layer().max_open_spans(65536); // a server with many requests in flight
