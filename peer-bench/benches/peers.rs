@@ -256,51 +256,21 @@ fn report_layers_interleaved() {
     use mm_trace_peer_bench::layers;
     const ROUNDS: usize = 3000;
     mm::init(true);
-    let dispatches = [layers::floor(), layers::timing(), layers::mm_trace(), layers::clock_only()];
+    let dispatches = layers::all();
     let shapes: [(&str, fn(u64), fn()); 3] = [
         ("root", layers::spans_in_root_span, drain_mm_trace),
         ("in_tick", layers::spans_in_mm_tick, drain_mm_trace),
         ("free", layers::spans_free, nothing),
     ];
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     println!("\n== tracing layers, interleaved ({ROUNDS} rounds of {SPANS_PER_ROOT} spans; ns per span) ==");
-    println!(
-        "{:<10} {:>8} {:>8} {:>8} {:>10} {:>11} {:>11}",
-        "shape", "floor", "timing", "mm", "mm part", "timing part", "clock part"
-    );
+    println!("{}", layers::Interleaved::HEADER);
     for (shape, work, after) in shapes {
-        let mut times: [Vec<f64>; 4] = Default::default();
-        let mut parts: [Vec<f64>; 3] = Default::default();
-        for r in 0..ROUNDS + 100 {
-            let mut round = [0.0; 4];
-            for k in 0..4 {
-                let i = (r + k) % 4;
-                round[i] = tracing::dispatcher::with_default(&dispatches[i], || {
-                    let t0 = Instant::now();
-                    work(SPANS_PER_ROOT);
-                    let ns = t0.elapsed().as_nanos() as f64 / SPANS_PER_ROOT as f64;
-                    after();
-                    ns
-                });
-            }
-            if r >= 100 {
-                for i in 0..4 {
-                    times[i].push(round[i]);
-                }
-                parts[0].push(round[1] - round[0]);
-                parts[1].push(round[2] - round[0]);
-                parts[2].push(round[3] - round[0]);
-            }
-        }
-        let [f, t, m, _] = times.each_mut().map(|v| median(v));
-        let [tp, mp, cp] = parts.each_mut().map(|v| median(v));
+        let m = layers::interleave(&dispatches, work, after, ROUNDS);
         println!(
-            "{shape:<10} {f:>8.1} {t:>8.1} {m:>8.1} {mp:>10.1} {tp:>11.1} {cp:>11.1}   mm/floor {:.2}x, timing part / mm part {:.1}x",
-            m / f,
-            tp / mp
+            "{}   mm/floor {:.2}x, timing part / mm part {:.1}x",
+            m.row(shape),
+            m.mm / m.floor,
+            m.timing_part / m.mm_part
         );
     }
     assert!(mm_trace::summary().stage("fetch_md").is_some_and(|s| s.count > 0), "mm-trace's layer recorded nothing");

@@ -320,6 +320,74 @@ pub mod layers {
         Dispatch::new(Registry::default().with(ClockOnlyLayer))
     }
 
+    /// The four layers measured side by side: floor, timing layer, mm-trace, clock-only.
+    pub fn all() -> [Dispatch; 4] {
+        [floor(), timing(), mm_trace(), clock_only()]
+    }
+
+    /// One shape measured by [`interleave`], ns per span (medians over rounds): each layer's
+    /// case, and each layer's part over the floor.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Interleaved {
+        pub floor: f64,
+        pub timing: f64,
+        pub mm: f64,
+        pub timing_part: f64,
+        pub mm_part: f64,
+        pub clock_part: f64,
+    }
+
+    impl Interleaved {
+        /// The column heads of [`Interleaved::row`].
+        pub const HEADER: &str = "shape            floor   timing       mm    mm part timing part  clock part";
+
+        /// One line of the table, for shape `name`.
+        pub fn row(&self, name: &str) -> String {
+            let Interleaved { floor, timing, mm, timing_part, mm_part, clock_part } = *self;
+            format!(
+                "{name:<14} {floor:>8.1} {timing:>8.1} {mm:>8.1} {mm_part:>10.1} {timing_part:>11.1} {clock_part:>11.1}"
+            )
+        }
+    }
+
+    /// `rounds` rounds (after 100 to warm up) in which each of `dispatches` ([`all`]) runs one
+    /// root of [`SPANS_PER_ROOT`] spans of `work` back to back, in an order rotated per round, with
+    /// `after` run after each outside the timing: all layers of a round share the machine's
+    /// state, and a part is the median over rounds of (case − floor), which holds still where the
+    /// medians of separate runs drift by tens of nanoseconds.
+    pub fn interleave(dispatches: &[Dispatch; 4], work: fn(u64), after: fn(), rounds: usize) -> Interleaved {
+        let mut times: [Vec<f64>; 4] = Default::default();
+        let mut parts: [Vec<f64>; 3] = Default::default();
+        for r in 0..rounds + 100 {
+            let mut round = [0.0; 4];
+            for k in 0..4 {
+                let i = (r + k) % 4;
+                round[i] = tracing::dispatcher::with_default(&dispatches[i], || {
+                    let t0 = Instant::now();
+                    work(SPANS_PER_ROOT);
+                    let ns = t0.elapsed().as_nanos() as f64 / SPANS_PER_ROOT as f64;
+                    after();
+                    ns
+                });
+            }
+            if r >= 100 {
+                for (v, t) in times.iter_mut().zip(round) {
+                    v.push(t);
+                }
+                for (v, t) in parts.iter_mut().zip(&round[1..]) {
+                    v.push(t - round[0]);
+                }
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let [floor, timing, mm, _] = times.each_mut().map(median);
+        let [timing_part, mm_part, clock_part] = parts.each_mut().map(median);
+        Interleaved { floor, timing, mm, timing_part, mm_part, clock_part }
+    }
+
     /// Registry + mm-trace's layer; the root span `tick` is a tick.
     pub fn mm_trace() -> Dispatch {
         Dispatch::new(Registry::default().with(mm_trace::tracing_layer().tick_span("tick")))

@@ -8,9 +8,7 @@
 //!   timing and mm-trace rounds back to back, the part as the median over rounds of case - floor),
 //!   the root shape again at sample rate 0 (slow-tick capture on), and the in-tick shape at rate 0
 //!   with capture off (the layer records nothing there).
-use std::time::Instant;
-
-use mm_trace_peer_bench::{SPANS_PER_ROOT, layers, mm};
+use mm_trace_peer_bench::{layers, mm};
 
 fn shape(name: &str) -> fn(u64) {
     match name {
@@ -42,15 +40,8 @@ fn main() {
 }
 
 fn time(rounds: usize) {
-    let dispatches = [layers::floor(), layers::timing(), layers::mm_trace(), layers::clock_only()];
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    println!(
-        "{:<10} {:>8} {:>8} {:>8} {:>10} {:>11} {:>11}",
-        "shape", "floor", "timing", "mm", "mm part", "timing part", "clock part"
-    );
+    let dispatches = layers::all();
+    println!("{}", layers::Interleaved::HEADER);
     for name in ["root", "in_tick", "free", "root_unsampled", "in_tick_off"] {
         let work = shape(name.trim_end_matches("_unsampled").trim_end_matches("_off"));
         let (rate, capture) = match name {
@@ -58,34 +49,13 @@ fn time(rounds: usize) {
             "in_tick_off" => (0.0, false),
             _ => (1.0, true),
         };
-        let config = mm_trace::TraceConfig { sample_rate: rate, capture_slow_ticks: capture, export_golden: false, ..Default::default() };
+        let config = mm_trace::TraceConfig {
+            sample_rate: rate,
+            capture_slow_ticks: capture,
+            export_golden: false,
+            ..Default::default()
+        };
         mm_trace::init(config).expect("a valid config");
-        let mut times: [Vec<f64>; 4] = Default::default();
-        let mut parts: [Vec<f64>; 3] = Default::default();
-        for r in 0..rounds + 100 {
-            let mut round = [0.0; 4];
-            for k in 0..4 {
-                let i = (r + k) % 4;
-                round[i] = tracing::dispatcher::with_default(&dispatches[i], || {
-                    let t0 = Instant::now();
-                    work(SPANS_PER_ROOT);
-                    let ns = t0.elapsed().as_nanos() as f64 / SPANS_PER_ROOT as f64;
-                    mm_trace::flush();
-                    ns
-                });
-            }
-            if r >= 100 {
-                for i in 0..4 {
-                    times[i].push(round[i]);
-                }
-                parts[0].push(round[1] - round[0]);
-                parts[1].push(round[2] - round[0]);
-                parts[2].push(round[3] - round[0]);
-            }
-        }
-        let [f, t, m, _] = times.each_mut().map(&median);
-        let [tp, mp, cp] = parts.each_mut().map(&median);
-        println!("{name:<10} {f:>8.1} {t:>8.1} {m:>8.1} {mp:>10.1} {tp:>11.1} {cp:>11.1}");
+        println!("{}", layers::interleave(&dispatches, work, mm_trace::flush, rounds).row(name));
     }
 }
-
