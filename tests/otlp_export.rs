@@ -413,13 +413,7 @@ fn otel_environment_variables_set_endpoint_headers_and_service_name() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("otlp-env");
     let rx = Receiver::start(&py, "200", 0, None, &dir.path().join("rx.jsonl"));
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "otel_environment_variables_set_endpoint_headers_and_service_name",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let out = support::child_running("otel_environment_variables_set_endpoint_headers_and_service_name")
         .env(ENV_CHILD, "1")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint())
         .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s%3Dcret,x-tenant=bots")
@@ -455,8 +449,7 @@ fn a_malformed_variable_makes_init_fail_naming_it() {
     if std::env::var_os(ENV_CHILD).is_some() {
         return bad_env_child();
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "a_malformed_variable_makes_init_fail_naming_it", "--nocapture", "--test-threads=1"])
+    let out = support::child_running("a_malformed_variable_makes_init_fail_naming_it")
         .env(ENV_CHILD, "1")
         .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://tempo.example:4318/v1/traces")
         .output()

@@ -260,8 +260,7 @@ fn two_runs_sharing_a_directory_keep_each_others_files() {
     let dir = TempDir::new("runs");
     let children: Vec<_> = (0..2)
         .map(|_| {
-            std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", RUNS_TEST, "--nocapture", "--test-threads=1"])
+            support::child_running(RUNS_TEST)
                 .env(RUN_CHILD_ENV, dir.path())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())

@@ -177,13 +177,7 @@ fn unwritable_golden_dir_is_counted_reported_once_and_never_blocks_a_tick() {
     let file = tmp.path().join("file");
     std::fs::write(&file, "x").unwrap();
     let dir = file.join("traces");
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "unwritable_golden_dir_is_counted_reported_once_and_never_blocks_a_tick",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let out = support::child_running("unwritable_golden_dir_is_counted_reported_once_and_never_blocks_a_tick")
         .env(GOLDEN_CHILD_ENV, &dir)
         .output()
         .unwrap();

@@ -35,6 +35,15 @@ impl Drop for TempDir {
     }
 }
 
+/// This test binary, to run test `test` alone in a child process (the caller adds the
+/// environment that tells the child it is one): for what only a fresh process shows (the
+/// environment read once at `init`, a once-per-process report, two runs side by side).
+pub fn child_running(test: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
+    cmd
+}
+
 /// Finds an external tool. Missing: `None` after a notice, or a panic when `CI=true`.
 pub fn require_tool(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
