@@ -24,7 +24,7 @@ use super::spans::{EXPLICIT, FAILED, IS_TICK, OPENED, Slot, TICK_SITE};
 use super::stack::{self, Entry, Kind, Last};
 use super::table::SpanTable;
 use super::{MmTraceLayer, Tables};
-use crate::collector::bridge::{self, Here, Lane, Open, TickContext, TickSpan};
+use crate::collector::bridge::{self, Here, Lane, Open, Opened, TickContext, TickSpan};
 
 impl MmTraceLayer {
     #[inline]
@@ -154,17 +154,26 @@ impl MmTraceLayer {
         let Some(index) = self.find(last, id) else { return };
         let slot = self.spans().slot(index);
         let state = slot.state();
-        // The usual first enter: a span of the tick installed here, or of none.
+        // The usual first enter: a span of the tick installed here, or of none. (Where the tick
+        // is not installed, `enter_rest` asks `open` again: it changes nothing when it says so.)
         if state & (OPENED | TICK_SITE | EXPLICIT) == 0
             && let Open::Here { opened, saved } = bridge::open(slot.tick_id(), None)
         {
-            slot.set_opened(opened);
-            let kind = if opened.in_a_tick() { Kind::Span } else { Kind::Plain };
-            let table = self.tag();
-            stack::with(|s| s.entries.push(Entry { table, id, slot: index, saved, kind, lane: false }));
-            return;
+            return self.push_entry(id, index, saved, opened_here(slot, opened), None);
         }
         self.enter_rest(id, index, slot, state);
+    }
+
+    /// Notes an enter on this thread's stack (and the lane it holds, if any), for its exit.
+    #[inline]
+    fn push_entry(&self, id: u64, index: u32, saved: u32, kind: Kind, lane: Option<Lane>) {
+        let (table, has_lane) = (self.tag(), lane.is_some());
+        stack::with(|s| {
+            s.entries.push(Entry { table, id, slot: index, saved, kind, lane: has_lane });
+            if let Some(lane) = lane {
+                s.lanes.push((table, id, lane));
+            }
+        });
     }
 
     /// Every other enter: again, of a tick span, under an explicit parent, or on a thread where
@@ -184,13 +193,7 @@ impl MmTraceLayer {
         } else {
             self.reenter(index, slot)
         };
-        let (table, has_lane) = (self.tag(), lane.is_some());
-        stack::with(|s| {
-            s.entries.push(Entry { table, id, slot: index, saved, kind, lane: has_lane });
-            if let Some(lane) = lane {
-                s.lanes.push((table, id, lane));
-            }
-        });
+        self.push_entry(id, index, saved, kind, lane);
     }
 
     /// An opened span entered again: the open span of its tick here, or of a lane of it.
@@ -227,11 +230,7 @@ impl MmTraceLayer {
         }
         let parent = if state & EXPLICIT != 0 { self.explicit_parent(slot.parent()) } else { None };
         match bridge::open(tick_id, parent) {
-            Open::Here { opened, saved } => {
-                slot.set_opened(opened);
-                let kind = if opened.in_a_tick() { Kind::Span } else { Kind::Plain };
-                (kind, saved, None)
-            }
+            Open::Here { opened, saved } => (opened_here(slot, opened), saved, None),
             Open::Elsewhere => self.open_carried(index, tick_id),
         }
     }
@@ -278,8 +277,7 @@ impl MmTraceLayer {
             // carries its own context, whose parent is where it was made.
             let parent = slot.parent().checked_sub(1).map(|p| self.spans().slot(p).trace_id());
             if let Open::Here { opened, saved } = bridge::open(tick_id, parent) {
-                slot.set_opened(opened);
-                return (Kind::Span, saved, Some(lane));
+                return (opened_here(slot, opened), saved, Some(lane));
             }
         }
         // Nothing carries the tick here (it keeps no trace, or the span was made where it did
@@ -404,4 +402,11 @@ fn give_back(c: *mut Carrier) {
         // SAFETY: as above; not given back by the call above (the stack was gone).
         unsafe { carrier::release(c, None) };
     }
+}
+
+/// Records `opened` (opened on this thread) in its slot: what its enter made it.
+#[inline]
+fn opened_here(slot: &Slot, opened: Opened) -> Kind {
+    slot.set_opened(opened);
+    if opened.in_a_tick() { Kind::Span } else { Kind::Plain }
 }
