@@ -96,9 +96,8 @@ impl SpanTable {
     /// Span `id`'s region and its two buckets there.
     #[inline]
     fn in_region(&self, id: u64) -> (usize, [usize; 2]) {
-        let x = id.wrapping_sub(1);
-        let addr = (x & ((1 << ADDR_BITS) - 1)) as usize;
-        let region = (x >> ADDR_BITS) as usize & ((1 << THREAD_BITS) - 1) & (REGIONS - 1);
+        let (addr, thread) = slab_key(id);
+        let region = thread & (REGIONS - 1);
         let base = region * (self.region_mask + 1);
         let home = (addr / BUCKET) & self.region_mask;
         (region, [base + home, base + ((home + 1) & self.region_mask)])
@@ -109,9 +108,7 @@ impl SpanTable {
     /// ids of another shape this is just a hash.
     #[inline]
     fn in_shared(&self, id: u64) -> [usize; 2] {
-        let x = id.wrapping_sub(1);
-        let addr = (x & ((1 << ADDR_BITS) - 1)) as usize;
-        let thread = (x >> ADDR_BITS) as usize & ((1 << THREAD_BITS) - 1);
+        let (addr, thread) = slab_key(id);
         let home = (addr / BUCKET).wrapping_add(thread.wrapping_mul(0x9E37_79B9));
         let base = REGIONS * (self.region_mask + 1);
         [base + (home & self.shared_mask), base + ((home + 1) & self.shared_mask)]
@@ -233,6 +230,14 @@ impl Drop for SpanTable {
             }
         }
     }
+}
+
+/// The address and thread index of span `id` read as a registry id (sharded-slab's default key
+/// layout; for ids of another shape, just bits of the id).
+#[inline]
+fn slab_key(id: u64) -> (usize, usize) {
+    let x = id.wrapping_sub(1);
+    ((x & ((1 << ADDR_BITS) - 1)) as usize, (x >> ADDR_BITS) as usize & ((1 << THREAD_BITS) - 1))
 }
 
 /// `n` slots, all zero: memory is taken from the allocator zeroed, so pages of the table that no
