@@ -8,6 +8,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::counters::Counter;
 use super::events;
 use super::local::local;
 use super::span::close as close_span;
@@ -213,7 +214,12 @@ pub(crate) fn with_parent(ctx: &TickContext, parent: u32) -> TickContext {
 /// Counts a span the layer could not keep (its span table had no room).
 #[cold]
 pub(crate) fn untracked() {
-    super::counters::add(super::counters::Counter::UntrackedSpans, 1);
+    super::counters::add(Counter::UntrackedSpans, 1);
+}
+
+/// Spans the layer could not keep, since start or the last reset (`Health::untracked_spans`).
+pub(crate) fn untracked_count() -> u64 {
+    super::merged::counter(Counter::UntrackedSpans)
 }
 
 /// One reading of the spans' clock.

@@ -53,6 +53,17 @@ fn read_raw() -> Raw {
 
 static BASELINE: Mutex<Option<Raw>> = Mutex::new(None);
 
+/// One counter since start or the last reset, over all threads, without merging the rest.
+#[cfg(feature = "tracing")]
+pub(crate) fn counter(c: Counter) -> u64 {
+    let mut now = Counts::default();
+    counters::read_into(&mut now, threads().map(|t| &t.counters));
+    match BASELINE.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        Some(base) => now.since(&base.counts)[c],
+        None => now[c],
+    }
+}
+
 /// Everything since start or the last reset, merged over all threads.
 pub(crate) fn summary() -> Summary {
     let mut raw = read_raw();

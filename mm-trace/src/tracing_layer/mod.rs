@@ -223,7 +223,7 @@ impl MmTraceLayer {
     pub fn untracked_spans() -> u64 {
         #[cfg(feature = "enabled")]
         {
-            crate::summary().health.untracked_spans
+            crate::collector::bridge::untracked_count()
         }
         #[cfg(not(feature = "enabled"))]
         {
