@@ -206,11 +206,6 @@ pub(crate) fn carry(parent: Option<u32>) -> TickContext {
     }
 }
 
-/// `ctx` with `parent` as the parent of what runs under it.
-pub(crate) fn with_parent(ctx: &TickContext, parent: u32) -> TickContext {
-    ctx.with_parent(parent)
-}
-
 /// Counts a span the layer could not keep (its span table had no room).
 #[cold]
 pub(crate) fn untracked() {

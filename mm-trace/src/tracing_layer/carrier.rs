@@ -40,7 +40,7 @@ pub(super) struct Carrier {
 impl Carrier {
     /// The tick's context, with `parent` as the parent of what runs under it.
     pub(super) fn context(&self, parent: u32) -> TickContext {
-        bridge::with_parent(&self.ctx, parent)
+        self.ctx.with_parent(parent)
     }
 }
 
